@@ -1,0 +1,118 @@
+"""`selfplay eval`: a trained policy against the random player or a frozen snapshot.
+
+Half the games are played from each seat (first/second player), so a result can't
+hide a policy that only wins when it moves first. The policy acts greedily by
+default (its most likely legal move), which is how a trained agent is deployed.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actors.policies import BUILTIN_RANDOM
+from cluster.codec import decode_weights, weights_spec
+from cluster.config import JobConfig
+from cluster.nets import PolicyValueNet, act, build_net, random_legal_actions
+from envs.pettingzoo_adapter import Game, outcome_for
+from learner.checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    games: int
+    wins: int
+    draws: int
+    losses: int
+    opponent: str
+    policy_version: int
+
+    def as_json(self) -> dict[str, float | int | str]:
+        return {
+            "games": self.games,
+            "win_rate": self.wins / self.games,
+            "draw_rate": self.draws / self.games,
+            "loss_rate": self.losses / self.games,
+            "wins": self.wins,
+            "draws": self.draws,
+            "losses": self.losses,
+            "opponent": self.opponent,
+            "policy_version": self.policy_version,
+        }
+
+
+def load_policy(
+    run_dir: Path, config: JobConfig, obs_dim: int, num_actions: int
+) -> tuple[PolicyValueNet, int]:
+    net = build_net(config.model, obs_dim, num_actions)
+    meta = load_checkpoint(run_dir / "checkpoints" / CHECKPOINT_NAME, net)
+    return net.eval(), int(meta["counters"]["version"])
+
+
+def load_snapshot(run_dir: Path, player_id: str, template: PolicyValueNet) -> PolicyValueNet:
+    path = run_dir / "snapshots" / f"{player_id}.safetensors"
+    if not path.exists():
+        known = sorted(p.stem for p in (run_dir / "snapshots").glob("*.safetensors"))
+        raise FileNotFoundError(f"no snapshot {player_id!r} in {run_dir} (have: {known})")
+    tensors, _, _ = decode_weights(path.read_bytes(), weights_spec(template.state_dict()))
+    net = copy.deepcopy(template)  # same architecture, weights replaced below
+    net.load_state_dict(tensors)
+    return net.eval()
+
+
+def play_games(
+    config: JobConfig,
+    policy: PolicyValueNet,
+    opponent: PolicyValueNet | None,
+    games: int,
+    seed: int = 0,
+    greedy: bool = True,
+) -> tuple[int, int, int]:
+    """(wins, draws, losses) of `policy` against `opponent` (None = random player)."""
+    env = config.env
+    game = Game(env.name, env.api, env.kwargs)
+    agents = game.spec.agents
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    wins = draws = losses = 0
+    for g in range(games):
+        me, other = (agents[0], agents[1]) if g % 2 == 0 else (agents[1], agents[0])
+        game.reset(seed=int(rng.integers(2**31)))
+        while not game.done:
+            chosen = {}
+            for agent in game.to_act():
+                obs, mask = game.observe(agent)
+                net = policy if agent == me else opponent
+                mask_b = None if mask is None else mask[None]
+                if net is None:
+                    chosen[agent] = int(
+                        random_legal_actions(mask_b, game.spec.num_actions, rng, 1)[0]
+                    )
+                else:
+                    a, _, _ = act(net, obs[None], mask_b, gen, greedy=greedy and net is policy)
+                    chosen[agent] = int(a[0])
+            game.step(chosen)
+        outcome = outcome_for(game.returns, me, other)
+        wins += outcome == "a_win"
+        losses += outcome == "b_win"
+        draws += outcome == "draw"
+    return wins, draws, losses
+
+
+def evaluate(
+    run_dir: Path, config: JobConfig, opponent: str, games: int, seed: int = 0, greedy: bool = True
+) -> EvalResult:
+    spec = Game(config.env.name, config.env.api, config.env.kwargs).spec
+    policy, version = load_policy(run_dir, config, spec.obs_dim, spec.num_actions)
+    if opponent == BUILTIN_RANDOM:
+        opp_net = None
+    elif opponent.startswith("snapshot:"):
+        opp_net = load_snapshot(run_dir, opponent.split(":", 1)[1], policy)
+    else:
+        raise ValueError(f"--opponent must be 'random' or 'snapshot:ID', got {opponent!r}")
+    wins, draws, losses = play_games(config, policy, opp_net, games, seed, greedy)
+    return EvalResult(games, wins, draws, losses, opponent, version)

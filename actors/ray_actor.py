@@ -1,0 +1,66 @@
+"""The rollout worker as a Ray actor. Threaded (max_concurrency=2) so that `stop()` and
+`stats()` are answered while `run()` plays."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict
+from typing import Any
+
+import ray
+import torch
+
+from actors.policies import PolicyPool
+from actors.rollout import RolloutWorker, new_actor_id
+from cluster.config import JobConfig
+from cluster.redis import RedisEndpoint, connect
+from cluster.streams import TrajectoryStream
+from cluster.weights import WeightStore
+from envs.pettingzoo_adapter import Game
+from league.client import LeagueClient
+
+
+@ray.remote(max_concurrency=2)
+class RolloutActor:
+    def __init__(
+        self,
+        config_data: dict[str, Any],
+        redis: RedisEndpoint,
+        league_address: str,
+        league_token: str | None,
+        index: int,
+        seed: int,
+    ):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        config = JobConfig.model_validate(config_data)
+        torch.set_num_threads(config.actors.torch_threads)
+        client = connect(redis)
+        self.actor_id = new_actor_id(index)
+        spec = Game(config.env.name, config.env.api, config.env.kwargs).spec
+        pool = PolicyPool(
+            WeightStore(client, config.job, config.transport.keep_weight_versions),
+            config.league.learner_player,
+            config.model,
+            spec.obs_dim,
+            spec.num_actions,
+        )
+        stream = TrajectoryStream(client, config.job, config.transport.max_stream_length)
+        league = LeagueClient(league_address, league_token)
+        self.worker = RolloutWorker(config, self.actor_id, pool, stream, league, seed=seed)
+        self._stop = threading.Event()
+
+    def run(self, wait_for_weights_s: float = 120.0) -> dict[str, Any]:
+        self.worker.pool.wait_for_learner(wait_for_weights_s)
+        stats = self.worker.run(self._stop.is_set)
+        return {"actor_id": self.actor_id, **asdict(stats)}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "actor_id": self.actor_id,
+            "version": self.worker.pool.learner_version,
+            **asdict(self.worker.stats),
+        }

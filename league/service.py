@@ -1,0 +1,258 @@
+"""The League gRPC servicer: validates requests, maps proto <-> records, and
+delegates to the store, the matchmaker and the ratings. Server lifecycle, auth
+and health live in server.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from league import league_pb2 as pb
+from league import league_pb2_grpc
+from league.matchmaking import Matchmaker, NoEvalPair
+from league.records import (
+    MatchKind,
+    Outcome,
+    PlayerKind,
+    PlayerRecord,
+    ResultRecord,
+    match_id_problem,
+    name_problem,
+    snapshot_id,
+)
+from league.standings import rated_games, standings
+from league.store import LeagueStore, StoreError
+
+log = logging.getLogger(__name__)
+
+KIND_TO_PB = {
+    PlayerKind.LEARNER: pb.PLAYER_KIND_LEARNER,
+    PlayerKind.SNAPSHOT: pb.PLAYER_KIND_SNAPSHOT,
+    PlayerKind.BUILTIN: pb.PLAYER_KIND_BUILTIN,
+}
+KIND_FROM_PB = {v: k for k, v in KIND_TO_PB.items()}
+OUTCOME_FROM_PB = {
+    pb.OUTCOME_A_WIN: Outcome.A_WIN,
+    pb.OUTCOME_B_WIN: Outcome.B_WIN,
+    pb.OUTCOME_DRAW: Outcome.DRAW,
+}
+MATCH_KIND_TO_PB = {MatchKind.TRAINING: pb.MATCH_KIND_TRAINING, MatchKind.EVAL: pb.MATCH_KIND_EVAL}
+MATCH_KIND_FROM_PB = {v: k for k, v in MATCH_KIND_TO_PB.items()}
+
+
+@dataclass(frozen=True)
+class LeagueSettings:
+    """How the league matches and rates players.
+
+    `builtins` are created at startup; "random" (uniform random legal moves) is
+    the usual rating anchor. `seed` seeds the matchmaker's RNG (None: random).
+    """
+
+    self_play_fraction: float = 0.5
+    anchor: str = "random"
+    seed: int | None = None
+    builtins: tuple[str, ...] = ("random",)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.self_play_fraction <= 1.0:
+            raise ValueError(f"self_play_fraction must be in [0, 1], got {self.self_play_fraction}")
+        for name in (self.anchor, *self.builtins):
+            problem = name_problem(name)
+            if problem:
+                raise ValueError(problem)
+
+
+class Rejected(Exception):
+    """A request the league refuses, with the status code to answer."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_Req = TypeVar("_Req")
+
+
+def _rpc(method: Callable[[Any, _Req], Any]) -> Callable[[Any, _Req, grpc.ServicerContext], Any]:
+    """Turns Rejected and database errors into one-line gRPC statuses."""
+
+    @functools.wraps(method)
+    def handler(self: Any, request: _Req, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request)
+        except Rejected as exc:
+            context.abort(exc.code, exc.message)
+        except (sqlite3.Error, StoreError) as exc:
+            log.exception("league database error in %s", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, f"league database error: {exc}")
+
+    return handler
+
+
+def _invalid(message: str) -> Rejected:
+    return Rejected(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def player_to_pb(p: PlayerRecord) -> pb.Player:
+    created = Timestamp()
+    created.FromNanoseconds(int(p.created_at * 1e9))
+    return pb.Player(
+        id=p.id, kind=KIND_TO_PB[p.kind], lineage=p.lineage, version=p.version, created_at=created
+    )
+
+
+class LeagueServicer(league_pb2_grpc.LeagueServicer):
+    def __init__(self, store: LeagueStore, settings: LeagueSettings) -> None:
+        self._store = store
+        self._settings = settings
+        self._matchmaker = Matchmaker(settings.self_play_fraction, settings.seed)
+        for name in settings.builtins:
+            player, _ = store.add_player(name, PlayerKind.BUILTIN)
+            if player.kind != PlayerKind.BUILTIN:
+                raise ValueError(f"builtin {name!r} is already registered as a {player.kind}")
+
+    def _player(self, player_id: str, field: str) -> PlayerRecord:
+        if not player_id:
+            raise _invalid(f"{field} is empty")
+        player = self._store.get_player(player_id)
+        if player is None:
+            raise Rejected(grpc.StatusCode.NOT_FOUND, f"unknown player {player_id!r} ({field})")
+        return player
+
+    @_rpc
+    def RegisterPlayer(self, request: pb.RegisterPlayerRequest) -> pb.RegisterPlayerResponse:
+        problem = name_problem(request.name)
+        if problem:
+            raise _invalid(problem)
+        kind = KIND_FROM_PB.get(request.kind)
+        if kind is None:
+            raise _invalid("kind must be PLAYER_KIND_LEARNER or PLAYER_KIND_BUILTIN")
+        if kind == PlayerKind.SNAPSHOT:
+            raise _invalid("snapshots are registered with RegisterSnapshot(lineage, version)")
+        lineage = request.name if kind == PlayerKind.LEARNER else ""
+        player, created = self._store.add_player(request.name, kind, lineage)
+        if player.kind != kind:
+            raise Rejected(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"player {request.name!r} already exists as a {player.kind}, not a {kind}",
+            )
+        if created:
+            log.info("registered %s player %s", kind, player.id)
+        return pb.RegisterPlayerResponse(player=player_to_pb(player), created=created)
+
+    @_rpc
+    def RegisterSnapshot(self, request: pb.RegisterSnapshotRequest) -> pb.RegisterSnapshotResponse:
+        if request.version < 0:
+            raise _invalid(f"version must be >= 0, got {request.version}")
+        lineage = self._player(request.lineage, "lineage")
+        if lineage.kind != PlayerKind.LEARNER:
+            raise Rejected(
+                grpc.StatusCode.NOT_FOUND,
+                f"no LEARNER named {request.lineage!r} ({request.lineage!r} is a {lineage.kind})",
+            )
+        player, created = self._store.add_player(
+            snapshot_id(lineage.id, request.version),
+            PlayerKind.SNAPSHOT,
+            lineage.id,
+            request.version,
+        )
+        if created:
+            log.info("registered snapshot %s", player.id)
+        return pb.RegisterSnapshotResponse(player=player_to_pb(player), created=created)
+
+    @_rpc
+    def ListPlayers(self, request: pb.ListPlayersRequest) -> pb.ListPlayersResponse:
+        return pb.ListPlayersResponse(players=[player_to_pb(p) for p in self._store.players()])
+
+    @_rpc
+    def SampleOpponent(self, request: pb.SampleOpponentRequest) -> pb.SampleOpponentResponse:
+        learner = self._player(request.player, "player")
+        if learner.kind != PlayerKind.LEARNER:
+            raise Rejected(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"player {learner.id!r} is a {learner.kind}; only LEARNER players get "
+                "training opponents",
+            )
+        opponent = self._matchmaker.training_opponent(learner, self._store.players())
+        match = pb.Match(
+            match_id=uuid.uuid4().hex,
+            player_a=learner.id,
+            player_b=opponent,
+            kind=pb.MATCH_KIND_TRAINING,
+        )
+        return pb.SampleOpponentResponse(match=match)
+
+    @_rpc
+    def SampleEvalMatch(self, request: pb.SampleEvalMatchRequest) -> pb.SampleEvalMatchResponse:
+        try:
+            a, b = self._matchmaker.eval_pair(self._store.players(), rated_games(self._store))
+        except NoEvalPair as exc:
+            raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+        match = pb.Match(match_id=uuid.uuid4().hex, player_a=a, player_b=b, kind=pb.MATCH_KIND_EVAL)
+        return pb.SampleEvalMatchResponse(match=match)
+
+    @_rpc
+    def ReportResult(self, request: pb.ReportResultRequest) -> pb.ReportResultResponse:
+        result = self._validate_result(request)
+        applied, stored = self._store.add_result(result)
+        if applied:
+            return pb.ReportResultResponse(applied=True, duplicate=False, message="applied")
+        message = f"match {result.match_id} was already recorded; nothing changed"
+        if not stored.same_report(result):
+            # Same id, different content: a client bug (reused ids) worth surfacing.
+            message += " (the stored report differs from this one)"
+            log.warning("conflicting duplicate report for match %s", result.match_id)
+        return pb.ReportResultResponse(applied=False, duplicate=True, message=message)
+
+    def _validate_result(self, request: pb.ReportResultRequest) -> ResultRecord:
+        problem = match_id_problem(request.match_id)
+        if problem:
+            raise _invalid(problem)
+        outcome = OUTCOME_FROM_PB.get(request.outcome)
+        if outcome is None:
+            raise _invalid("outcome must be OUTCOME_A_WIN, OUTCOME_B_WIN or OUTCOME_DRAW")
+        kind = MATCH_KIND_FROM_PB.get(request.kind)
+        if kind is None:
+            raise _invalid("kind must be MATCH_KIND_TRAINING or MATCH_KIND_EVAL")
+        if request.a_version < 0:
+            raise _invalid(f"a_version must be >= 0, got {request.a_version}")
+        if request.steps < 0:
+            raise _invalid(f"steps must be >= 0, got {request.steps}")
+        a = self._player(request.player_a, "player_a")
+        b = self._player(request.player_b, "player_b")
+        return ResultRecord(
+            request.match_id, a.id, b.id, outcome, request.a_version, kind, request.steps
+        )
+
+    @_rpc
+    def GetRatings(self, request: pb.GetRatingsRequest) -> pb.GetRatingsResponse:
+        try:
+            rows = standings(self._store, self._settings.anchor)
+        except ValueError as exc:
+            raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+        ratings = [
+            pb.PlayerRating(
+                player_id=s.player.id,
+                kind=KIND_TO_PB[s.player.kind],
+                elo=s.rating.elo,
+                ci_low=s.rating.ci_low,
+                ci_high=s.rating.ci_high,
+                games=s.rating.games,
+                wins=s.rating.wins,
+                draws=s.rating.draws,
+                losses=s.rating.losses,
+                rated=s.rating.rated,
+            )
+            for s in rows
+        ]
+        return pb.GetRatingsResponse(ratings=ratings, anchor=self._settings.anchor)

@@ -1,0 +1,224 @@
+"""SQLite persistence for players and match results.
+
+Durability choice: WAL journal with `synchronous=FULL`. A client treats an
+acknowledged ReportResult as done and never resends it, so an acknowledged
+result must survive a power loss too; under WAL, NORMAL would only survive a
+process crash. The cost is one fsync per write, which is fine at the league's
+rate (one write per finished match, not per env step); batching reports is the
+lever if that ever changes.
+
+One connection guarded by a lock serves the gRPC thread pool: writes are
+serialised by SQLite anyway, and one connection keeps it simple. Readers in
+other processes (`league table`) open the file read-only; WAL lets them read
+while the service writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from league.ratings import Tally
+from league.records import (
+    FROZEN_KINDS,
+    MatchKind,
+    Outcome,
+    PlayerKind,
+    PlayerRecord,
+    ResultRecord,
+)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS players (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL CHECK (kind IN ('learner', 'snapshot', 'builtin')),
+    lineage    TEXT NOT NULL,
+    version    INTEGER NOT NULL CHECK (version >= 0),
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    match_id   TEXT PRIMARY KEY,
+    player_a   TEXT NOT NULL REFERENCES players(id),
+    player_b   TEXT NOT NULL REFERENCES players(id),
+    outcome    TEXT NOT NULL CHECK (outcome IN ('a_win', 'b_win', 'draw')),
+    a_version  INTEGER NOT NULL CHECK (a_version >= 0),
+    kind       TEXT NOT NULL CHECK (kind IN ('training', 'eval')),
+    steps      INTEGER NOT NULL CHECK (steps >= 0),
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_pair ON results (player_a, player_b);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
+"""
+
+_FROZEN_SQL = ", ".join(f"'{k.value}'" for k in sorted(FROZEN_KINDS))
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (missing, wrong schema, unreadable)."""
+
+
+class LeagueStore:
+    """Players and results in one SQLite file. Safe to share between threads."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._lock = threading.Lock()
+        self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            if not self.path.is_file():
+                raise StoreError(f"league database {self.path} does not exist")
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we open transactions explicitly, so a
+            # statement is never left inside an implicit one.
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(f"BEGIN;{_SCHEMA}COMMIT;")
+        # Another writer (a second process on the same file) waits instead of failing.
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._check_schema(conn)
+        return conn
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a league database: {exc}") from exc
+        if row is None or int(row[0]) != SCHEMA_VERSION:
+            found = None if row is None else row[0]
+            raise StoreError(
+                f"{self.path} has league schema version {found}, expected {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- players -----------------------------------------------------------
+
+    def add_player(
+        self, player_id: str, kind: PlayerKind, lineage: str = "", version: int = 0
+    ) -> tuple[PlayerRecord, bool]:
+        """Inserts the player unless the id exists; returns (stored record, created)."""
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO players (id, kind, lineage, version, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (player_id, kind.value, lineage, version, time.time()),
+            )
+            created = cur.rowcount == 1
+            row = self._conn.execute(
+                "SELECT id, kind, lineage, version, created_at FROM players WHERE id = ?",
+                (player_id,),
+            ).fetchone()
+        return _player(row), created
+
+    def get_player(self, player_id: str) -> PlayerRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, kind, lineage, version, created_at FROM players WHERE id = ?",
+                (player_id,),
+            ).fetchone()
+        return None if row is None else _player(row)
+
+    def players(self) -> list[PlayerRecord]:
+        """All players in registration order (oldest first)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, kind, lineage, version, created_at FROM players ORDER BY rowid"
+            ).fetchall()
+        return [_player(r) for r in rows]
+
+    # -- results -----------------------------------------------------------
+
+    def add_result(self, result: ResultRecord) -> tuple[bool, ResultRecord]:
+        """Stores the result unless its match id exists; returns (applied, stored record)."""
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT OR IGNORE INTO results (match_id, player_a, player_b, outcome, "
+                "a_version, kind, steps, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    result.match_id,
+                    result.player_a,
+                    result.player_b,
+                    result.outcome.value,
+                    result.a_version,
+                    result.kind.value,
+                    result.steps,
+                    time.time(),
+                ),
+            )
+            applied = cur.rowcount == 1
+            row = self._conn.execute(
+                "SELECT match_id, player_a, player_b, outcome, a_version, kind, steps, "
+                "created_at FROM results WHERE match_id = ?",
+                (result.match_id,),
+            ).fetchone()
+        return applied, _result(row)
+
+    def results(self) -> list[ResultRecord]:
+        """All results in arrival order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT match_id, player_a, player_b, outcome, a_version, kind, steps, "
+                "created_at FROM results ORDER BY rowid"
+            ).fetchall()
+        return [_result(r) for r in rows]
+
+    def result_count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    def rated_tallies(self) -> dict[tuple[str, str], Tally]:
+        """Per ordered pair W/D/L of games where both sides are frozen players.
+
+        Aggregated in SQL so a rating refresh costs O(pairs), not O(games).
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                f"""
+                SELECT r.player_a, r.player_b,
+                       SUM(r.outcome = 'a_win'), SUM(r.outcome = 'draw'),
+                       SUM(r.outcome = 'b_win')
+                FROM results r
+                JOIN players pa ON pa.id = r.player_a
+                JOIN players pb ON pb.id = r.player_b
+                WHERE pa.kind IN ({_FROZEN_SQL}) AND pb.kind IN ({_FROZEN_SQL})
+                GROUP BY r.player_a, r.player_b
+                """
+            ).fetchall()
+        return {(a, b): Tally(int(w), int(d), int(lo)) for a, b, w, d, lo in rows}
+
+
+def _player(row: tuple) -> PlayerRecord:
+    pid, kind, lineage, version, created_at = row
+    return PlayerRecord(pid, PlayerKind(kind), lineage, int(version), float(created_at))
+
+
+def _result(row: tuple) -> ResultRecord:
+    match_id, a, b, outcome, a_version, kind, steps, created_at = row
+    return ResultRecord(
+        match_id,
+        a,
+        b,
+        Outcome(outcome),
+        int(a_version),
+        MatchKind(kind),
+        int(steps),
+        float(created_at),
+    )

@@ -1,0 +1,224 @@
+"""The central learner: validated chunks in, PPO/V-trace updates, weights out.
+
+Accounting (Sample Factory style, by policy version): a chunk is acknowledged
+only after the update that used it; chunks more than `max_policy_lag` versions
+old are acknowledged as dropped and counted; undecodable chunks go to the
+dead-letter stream with the reason. Chunks left pending by a dead learner are
+claimed back at start-up and periodically.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cluster.codec import ChunkSpec, CodecError, TrajectoryChunk, decode_chunk, encode_weights
+from cluster.config import JobConfig
+from cluster.nets import build_net
+from cluster.streams import TrajectoryStream
+from cluster.weights import WeightStore
+from league.client import LeagueClient
+from learner.checkpoint import CHECKPOINT_NAME, atomic_write, load_checkpoint, save_checkpoint
+from learner.ppo_vtrace import Batch, update
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def stack_chunks(chunks: list[TrajectoryChunk], device: torch.device) -> Batch:
+    """[B] chunks of T steps -> time-major [T, B] tensors on the device."""
+
+    def tm(name: str, dtype: torch.dtype) -> torch.Tensor:
+        arr = np.stack([getattr(c, name) for c in chunks], axis=1)
+        return torch.from_numpy(arr).to(device=device, dtype=dtype)
+
+    has_mask = chunks[0].action_mask is not None
+    return Batch(
+        obs=tm("obs", torch.float32),
+        mask=tm("action_mask", torch.bool) if has_mask else None,
+        actions=tm("actions", torch.int64),
+        rewards=tm("rewards", torch.float32),
+        dones=tm("dones", torch.bool),
+        behaviour_logp=tm("behaviour_logp", torch.float32),
+        bootstrap_obs=torch.from_numpy(np.stack([c.bootstrap_obs for c in chunks])).to(device),
+    )
+
+
+@dataclass
+class LearnerCounters:
+    version: int = 0
+    updates: int = 0
+    steps_trained: int = 0
+    chunks_trained: int = 0
+    chunks_dropped_lag: int = 0
+    chunks_rejected: int = 0
+
+
+class Learner:
+    def __init__(
+        self,
+        config: JobConfig,
+        run_dir: Path,
+        stream: TrajectoryStream,
+        weights: WeightStore,
+        league: LeagueClient,
+        obs_dim: int,
+        num_actions: int,
+        resume: bool = False,
+    ):
+        self.config, self.run_dir = config, run_dir
+        self.stream, self.weights, self.league = stream, weights, league
+        self.player = config.league.learner_player
+        self.device = pick_device(config.algorithm.device)
+        torch.manual_seed(config.algorithm.seed)
+        self.net = build_net(config.model, obs_dim, num_actions).to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.algorithm.lr, eps=1e-5)
+        self.generator = torch.Generator().manual_seed(config.algorithm.seed)
+        self.spec = ChunkSpec(
+            obs_dim=obs_dim,
+            chunk_length=config.actors.chunk_length,
+            num_actions=num_actions,
+            action_dim=None,
+        )
+        self.consumer = f"learner-{socket.gethostname()}"
+        self.counters = LearnerCounters()
+        self.checkpoint_path = run_dir / "checkpoints" / CHECKPOINT_NAME
+        if resume:
+            meta = load_checkpoint(self.checkpoint_path, self.net, self.optimizer)
+            self.counters = LearnerCounters(**meta["counters"])
+            log.info("resumed from %s at version %d", self.checkpoint_path, self.counters.version)
+        self._writer = None
+        self._last_checkpoint = time.monotonic()
+        self._last_claim = time.monotonic()
+        self.lags: list[int] = []  # policy lag of every trained chunk (for stats)
+
+    # -- weights, snapshots, checkpoints ------------------------------------------
+    def publish(self) -> int:
+        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        meta = {"published_unix": repr(time.time()), "player": self.player}
+        # The payload names its own version; the store refuses it if another learner
+        # published that version first (VersionConflict), so versions never repeat.
+        version = self.weights.next_version(self.player)
+        self.weights.publish(
+            self.player, encode_weights(state, version, meta), expected_version=version
+        )
+        self.counters.version = version
+        return version
+
+    def snapshot(self) -> str:
+        """Freezes the current version as a league player (weights pinned + on disk)."""
+        version = self.counters.version
+        self.weights.pin(self.player, version)
+        data = self.weights.get(self.player, version)
+        if data is not None:
+            atomic_write(self.run_dir / "snapshots" / f"{self.player}@v{version}.safetensors", data)
+        return self.league.register_snapshot(self.player, version)
+
+    def checkpoint(self) -> None:
+        meta = {"counters": self.counters.__dict__, "config_job": self.config.job}
+        save_checkpoint(self.checkpoint_path, self.net, self.optimizer, meta)
+        self._last_checkpoint = time.monotonic()
+
+    def start(self) -> None:
+        """Registers with the league and publishes the first (or resumed) weights."""
+        self.league.register_player(self.player, "learner")
+        self.stream.ensure_group()
+        # Versions only grow, also across restarts with a fresh or kept Redis.
+        self.weights.ensure_version_at_least(self.player, self.counters.version)
+        self.publish()
+        # Take back whatever a previous incarnation left pending.
+        self._collect(self.stream.claim_stale(self.consumer, 0, 10_000))
+
+    # -- the loop ---------------------------------------------------------------
+    def _collect(self, entries: list[tuple[str, bytes]]) -> None:
+        version = self.counters.version
+        lag_limit = self.config.transport.max_policy_lag
+        stale: list[str] = []
+        for entry_id, data in entries:
+            try:
+                chunk = decode_chunk(data, self.spec, job=self.config.job)
+            except CodecError as exc:
+                log.warning("rejected chunk %s: %s", entry_id, exc)
+                self.stream.dead_letter(entry_id, data, str(exc))
+                self.counters.chunks_rejected += 1
+                continue
+            if version - chunk.policy_version > lag_limit:
+                stale.append(entry_id)
+                continue
+            self._ids.append(entry_id)
+            self._chunks.append(chunk)
+        if stale:
+            self.counters.chunks_dropped_lag += self.stream.ack(stale, "dropped_lag")
+
+    def run(self, should_stop: Callable[[], bool]) -> LearnerCounters:
+        cfg = self.config
+        want = cfg.algorithm.batch_chunks
+        self._ids, self._chunks = [], []
+        self.start()
+        while not should_stop():
+            if time.monotonic() - self._last_claim > cfg.transport.claim_idle_ms / 1000:
+                self._last_claim = time.monotonic()
+                self._collect(self.stream.claim_stale(self.consumer, cfg.transport.claim_idle_ms))
+            if len(self._chunks) < want:
+                self._collect(self.stream.read(self.consumer, want - len(self._chunks), 100))
+                continue
+            self.train_step(self._ids[:want], self._chunks[:want])
+            self._ids, self._chunks = self._ids[want:], self._chunks[want:]
+            if time.monotonic() - self._last_checkpoint > cfg.checkpoints.every_seconds:
+                self.checkpoint()
+        self.checkpoint()
+        return self.counters
+
+    def train_step(self, ids: list[str], chunks: list[TrajectoryChunk]) -> dict[str, float]:
+        t0 = time.perf_counter()
+        batch = stack_chunks(chunks, self.device)
+        self.net.train()
+        stats = update(self.net, self.optimizer, batch, self.config.algorithm, self.generator)
+        steps = sum(c.num_steps for c in chunks)
+        lags = [self.counters.version - c.policy_version for c in chunks]
+        self.lags.extend(lags)
+        # Acknowledge only now that the update that used the chunks is done.
+        self.stream.ack(ids, "consumed", steps_per_id=[c.num_steps for c in chunks])
+        self.counters.updates += 1
+        self.counters.steps_trained += steps
+        self.counters.chunks_trained += len(chunks)
+        if self.counters.updates % self.config.algorithm.publish_every == 0:
+            self.publish()
+            if self.counters.version % self.config.league.snapshot_every_versions == 0:
+                self.snapshot()
+        elapsed = time.perf_counter() - t0
+        stats.update(
+            {
+                "lag/mean": float(np.mean(lags)),
+                "lag/max": float(np.max(lags)),
+                "throughput/update_seconds": elapsed,
+                "version": float(self.counters.version),
+            }
+        )
+        self._log_scalars(stats)
+        return stats
+
+    def _log_scalars(self, stats: dict[str, float]) -> None:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tb"))
+        step = self.counters.steps_trained
+        for key, value in stats.items():
+            self._writer.add_scalar(key, value, step)
+        self._writer.add_scalar(
+            "counters/chunks_dropped_lag", self.counters.chunks_dropped_lag, step
+        )
+        self._writer.add_scalar("counters/chunks_rejected", self.counters.chunks_rejected, step)

@@ -1,0 +1,63 @@
+"""The learner as a Ray actor (asks for a GPU when the cluster has one). Threaded so that
+`stop()` and `stats()` are answered while `run()` trains."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+
+from cluster.config import JobConfig
+from cluster.redis import RedisEndpoint, connect
+from cluster.streams import TrajectoryStream
+from cluster.weights import WeightStore
+from league.client import LeagueClient
+from learner.learner import Learner
+
+
+@ray.remote(max_concurrency=2)
+class LearnerActor:
+    def __init__(
+        self,
+        config_data: dict[str, Any],
+        redis: RedisEndpoint,
+        league_address: str,
+        league_token: str | None,
+        run_dir: str,
+        obs_dim: int,
+        num_actions: int,
+        resume: bool,
+    ):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        config = JobConfig.model_validate(config_data)
+        client = connect(redis)
+        self.learner = Learner(
+            config,
+            Path(run_dir),
+            TrajectoryStream(client, config.job, config.transport.max_stream_length),
+            WeightStore(client, config.job, config.transport.keep_weight_versions),
+            LeagueClient(league_address, league_token),
+            obs_dim,
+            num_actions,
+            resume=resume,
+        )
+        self._stop = threading.Event()
+
+    def run(self) -> dict[str, Any]:
+        return asdict(self.learner.run(self._stop.is_set))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def stats(self) -> dict[str, Any]:
+        lags = self.learner.lags[-1000:]
+        return {
+            **asdict(self.learner.counters),
+            "device": str(self.learner.device),
+            "lag_median": float(np.median(lags)) if lags else None,
+        }

@@ -1,0 +1,63 @@
+"""Config validation: unknown keys and bad values are one-line errors naming the key."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from cluster.config import ConfigError, dump_config, load_config, parse_config
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "connect_four.yaml"
+
+
+def test_shipped_config_loads_and_round_trips(tmp_path: Path) -> None:
+    cfg = load_config(CONFIG)
+    assert cfg.env.name == "pettingzoo.classic.connect_four_v3"
+    again = tmp_path / "again.yaml"
+    again.write_text(dump_config(cfg))
+    assert load_config(again) == cfg
+
+
+def test_unknown_key_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"algorithm\.lrr: unknown key"):
+        parse_config({"job": "x", "env": {"name": "m"}, "algorithm": {"lrr": 1}})
+
+
+def test_bad_value_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"algorithm\.lr: Input should be greater than 0"):
+        parse_config({"job": "x", "env": {"name": "m"}, "algorithm": {"lr": -1}})
+
+
+def test_missing_required_key() -> None:
+    with pytest.raises(ConfigError, match=r"env: Field required"):
+        parse_config({"job": "x"})
+
+
+def test_overrides_are_validated_the_same_way() -> None:
+    cfg = load_config(
+        CONFIG, ["algorithm.lr=0.001", "actors.envs_per_actor=8", "model.hidden=[32, 32]"]
+    )
+    assert cfg.algorithm.lr == 0.001
+    assert cfg.actors.envs_per_actor == 8
+    assert cfg.model.hidden == (32, 32)
+    with pytest.raises(ConfigError, match=r"actors\.envs_per_actor"):
+        load_config(CONFIG, ["actors.envs_per_actor=zero"])
+    with pytest.raises(ConfigError, match=r"actors\.nope: unknown key"):
+        load_config(CONFIG, ["actors.nope=1"])
+    with pytest.raises(ConfigError, match="expected dotted.key=value"):
+        load_config(CONFIG, ["actors.envs_per_actor"])
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("job: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_config_is_frozen() -> None:
+    cfg = load_config(CONFIG)
+    with pytest.raises(ValidationError):
+        cfg.algorithm.lr = 1.0  # type: ignore[misc]

@@ -1,0 +1,69 @@
+"""The PettingZoo adapter runs turn-based (AEC) and parallel games through one interface."""
+
+import numpy as np
+import pytest
+
+from envs.pettingzoo_adapter import EnvConfigError, Game, outcome_for
+
+
+def play_random(game: Game, seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    game.reset(seed=seed)
+    steps = 0
+    while not game.done:
+        actions = {}
+        for agent in game.to_act():
+            obs, mask = game.observe(agent)
+            assert obs.dtype == np.float32 and obs.shape == (game.spec.obs_dim,)
+            legal = np.flatnonzero(mask) if mask is not None else np.arange(game.spec.num_actions)
+            actions[agent] = int(rng.choice(legal))
+        game.step(actions)
+        steps += 1
+        assert steps < 10_000
+    return game.returns
+
+
+def test_connect_four_is_turn_based_with_masks() -> None:
+    game = Game("pettingzoo.classic.connect_four_v3")
+    assert game.spec.turn_based and game.spec.has_mask
+    assert game.spec.obs_dim == 84 and game.spec.num_actions == 7
+    outcomes = set()
+    for seed in range(20):
+        returns = play_random(game, seed)
+        a, b = game.spec.agents
+        assert returns[a] == -returns[b]
+        outcomes.add(outcome_for(returns, a, b))
+    assert "a_win" in outcomes and "b_win" in outcomes
+
+
+def test_one_agent_acts_at_a_time_in_aec() -> None:
+    game = Game("pettingzoo.classic.tictactoe_v3")
+    game.reset(seed=0)
+    assert len(game.to_act()) == 1
+    first = game.to_act()[0]
+    obs, mask = game.observe(first)
+    game.step({first: int(np.flatnonzero(mask)[0])})
+    assert game.to_act() != [first]
+
+
+def test_parallel_api_game() -> None:
+    game = Game("pettingzoo.classic.rps_v2", api="parallel")
+    assert not game.spec.turn_based
+    game.reset(seed=0)
+    assert sorted(game.to_act()) == sorted(game.spec.agents)
+    returns = play_random(game, 1)
+    assert set(returns) == set(game.spec.agents)
+
+
+def test_same_seed_same_game() -> None:
+    game = Game("pettingzoo.classic.connect_four_v3")
+    assert play_random(game, 7) == play_random(game, 7)
+
+
+def test_bad_env_names_are_clear() -> None:
+    with pytest.raises(EnvConfigError, match="cannot import"):
+        Game("pettingzoo.classic.no_such_game_v0")
+    with pytest.raises(EnvConfigError, match="has no 'nope'"):
+        Game("pettingzoo.classic.connect_four_v3:nope")
+    with pytest.raises(EnvConfigError, match="env.kwargs"):
+        Game("pettingzoo.classic.connect_four_v3", kwargs={"bogus": 1})

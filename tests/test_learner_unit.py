@@ -1,0 +1,99 @@
+"""The PPO/V-trace update and atomic checkpoints, without any service."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cluster.config import AlgorithmConfig, ModelConfig
+from cluster.nets import build_net
+from learner.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from learner.ppo_vtrace import Batch, update
+
+T, B, OBS, A = 8, 16, 5, 3
+
+
+def bandit_batch(net: torch.nn.Module, gen: torch.Generator) -> Batch:
+    """One-step episodes where action 0 pays 1 and the others 0."""
+    obs = torch.randn(T, B, OBS, generator=gen)
+    with torch.no_grad():
+        logits, _ = net(obs.flatten(0, 1))
+        dist = torch.distributions.Categorical(logits=logits)
+        actions = dist.sample()
+        logp = dist.log_prob(actions)
+    actions = actions.view(T, B)
+    return Batch(
+        obs=obs,
+        mask=None,
+        actions=actions,
+        rewards=(actions == 0).float(),
+        dones=torch.ones(T, B, dtype=torch.bool),
+        behaviour_logp=logp.view(T, B),
+        bootstrap_obs=torch.zeros(B, OBS),
+    )
+
+
+def prob_of_best(net: torch.nn.Module) -> float:
+    with torch.no_grad():
+        logits, _ = net(torch.randn(256, OBS, generator=torch.Generator().manual_seed(1)))
+        return torch.softmax(logits, -1)[:, 0].mean().item()
+
+
+def test_update_learns_a_bandit() -> None:
+    torch.manual_seed(0)
+    net = build_net(ModelConfig(hidden=(32,)), OBS, A)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    cfg = AlgorithmConfig(minibatches=2)
+    gen = torch.Generator().manual_seed(0)
+    before = prob_of_best(net)
+    for _ in range(30):
+        stats = update(net, opt, bandit_batch(net, gen), cfg, gen)
+    assert before < 0.45
+    assert prob_of_best(net) > 0.8
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+
+
+def test_masked_actions_stay_impossible() -> None:
+    net = build_net(ModelConfig(hidden=(16,)), OBS, A)
+    mask = torch.tensor([[True, False, True]]).expand(4, 3)
+    logits, _ = net(torch.randn(4, OBS), mask)
+    probs = torch.softmax(logits, -1)
+    assert torch.all(probs[:, 1] == 0)
+    assert torch.isfinite(logits).all()
+
+
+def test_checkpoint_round_trip_restores_model_and_optimizer(tmp_path: Path) -> None:
+    net = build_net(ModelConfig(hidden=(16,)), OBS, A)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    update(net, opt, bandit_batch(net, gen), AlgorithmConfig(minibatches=1, epochs=1), gen)
+    path = tmp_path / "ck" / "learner.safetensors"
+    save_checkpoint(path, net, opt, {"counters": {"version": 7}})
+    assert [p.name for p in path.parent.iterdir()] == ["learner.safetensors"]  # no tmp left
+
+    net2 = build_net(ModelConfig(hidden=(16,)), OBS, A)
+    opt2 = torch.optim.Adam(net2.parameters(), lr=1e-3)
+    meta = load_checkpoint(path, net2, opt2)
+    assert meta["counters"]["version"] == 7
+    for a, b in zip(net.parameters(), net2.parameters(), strict=True):
+        assert torch.equal(a, b)
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert s1["param_groups"] == s2["param_groups"]
+    for idx, entry in s1["state"].items():
+        for key, value in entry.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(s2["state"][idx][key]))
+
+
+def test_checkpoint_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(bad)
+    net = build_net(ModelConfig(hidden=(16,)), OBS, A)
+    path = tmp_path / "ok.safetensors"
+    save_checkpoint(path, net, torch.optim.Adam(net.parameters()), {"counters": {}})
+    other = build_net(ModelConfig(hidden=(8,)), OBS, A)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_checkpoint(path, other)
