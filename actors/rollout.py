@@ -127,8 +127,10 @@ class RolloutWorker:
                 slot.learner_agent = None
                 slot.game.reset(seed=int(self.rng.integers(2**31)))
                 return
-            except LeagueError:
-                pass  # fewer than two frozen players yet: play a training game
+            except LeagueError as err:
+                if err.code != "FAILED_PRECONDITION":
+                    raise
+                # Fewer than two frozen players yet: play a training game instead.
         match = self.league.sample_opponent(lineage)
         # Alternate seats per slot so the learner plays every seat equally often.
         learner_agent = self.learner_agents[slot.episodes % len(self.learner_agents)]

@@ -131,12 +131,16 @@ def league_table(
     """Ratings of every league player: Elo with a 95% interval, games, W/D/L."""
     from rich.console import Console
 
+    from league.store import StoreError
     from league.table import ratings_table, render_table
 
     path = db or (run / "league.db" if run else None)
     if path is None or not path.exists():
         raise _fail(f"no league database at {path}" if path else "give --run DIR or --db FILE")
-    rows = ratings_table(path)
+    try:
+        rows = ratings_table(path)
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from None
     if json_:
         print(json.dumps({"players": rows}))
     else:

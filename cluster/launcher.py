@@ -43,6 +43,7 @@ class RunSummary:
     learner: dict[str, Any]
     actors: list[dict[str, Any]]
     stream: dict[str, int]
+    throughput: dict[str, float]
 
 
 def prepare_run_dir(run_dir: Path, config: JobConfig, resume: bool) -> None:
@@ -155,8 +156,10 @@ def run_job(
         actor_runs = [a.run.remote() for a in actors]
         stream = TrajectoryStream(connect(endpoint), config.job)
         deadline = None if minutes is None else started + 60 * minutes
+        watcher = _Watcher(learner, actors, stream)
         try:
-            _watch(learner, learner_run, actor_runs, stream, deadline, progress_every_s)
+            watcher.watch([learner_run, *actor_runs], deadline, progress_every_s)
+            watcher.sample()
         except KeyboardInterrupt:
             print("stopping (Ctrl-C again to abort)...", file=sys.stderr)
         for actor in actors:
@@ -164,34 +167,40 @@ def run_job(
         actor_stats = ray.get(actor_runs)
         learner.stop.remote()
         learner_stats = ray.get(learner_run)
-        return RunSummary(time.monotonic() - started, learner_stats, actor_stats, stream.stats())
-
-
-def _watch(
-    learner: Any,
-    learner_run: Any,
-    actor_runs: list[Any],
-    stream: TrajectoryStream,
-    deadline: float | None,
-    every_s: float,
-) -> None:
-    """Prints progress to stderr until the deadline; a failed actor/learner ends the run."""
-    import ray
-
-    last_steps, last_t = None, time.monotonic()
-    while deadline is None or time.monotonic() < deadline:
-        timeout = (
-            every_s if deadline is None else max(0.0, min(every_s, deadline - time.monotonic()))
+        return RunSummary(
+            time.monotonic() - started,
+            learner_stats,
+            actor_stats,
+            stream.stats(),
+            watcher.throughput(),
         )
-        done, _ = ray.wait([learner_run, *actor_runs], num_returns=1, timeout=timeout)
-        if done:
-            ray.get(done[0])  # raises the remote error, if that is why it ended
-            raise RunError("a learner or actor stopped unexpectedly")
-        stats = ray.get(learner.stats.remote())
-        s = stream.stats()
+
+
+@dataclass
+class _Sample:
+    t: float
+    learner_steps: int  # steps consumed by the learner (stream accounting)
+    env_steps: int  # every agent decision in every actor's games
+
+
+class _Watcher:
+    """Prints progress to stderr; its first and last samples give the steady-state
+    throughput (start-up excluded) reported in the run summary."""
+
+    def __init__(self, learner: Any, actors: list[Any], stream: TrajectoryStream):
+        self.learner, self.actors, self.stream = learner, actors, stream
+        self.samples: list[_Sample] = []
+
+    def sample(self) -> None:
+        import ray
+
+        stats = ray.get(self.learner.stats.remote())
+        env_steps = sum(a["env_steps"] for a in ray.get([a.stats.remote() for a in self.actors]))
+        s = self.stream.stats()
         now = time.monotonic()
-        rate = 0.0 if last_steps is None else (s["steps_consumed"] - last_steps) / (now - last_t)
-        last_steps, last_t = s["steps_consumed"], now
+        prev = self.samples[-1] if self.samples else None
+        self.samples.append(_Sample(now, s["steps_consumed"], env_steps))
+        rate = 0.0 if prev is None else (s["steps_consumed"] - prev.learner_steps) / (now - prev.t)
         print(
             f"[{time.strftime('%H:%M:%S')}] version {stats['version']} "
             f"updates {stats['updates']} trained {stats['steps_trained']} steps "
@@ -200,3 +209,26 @@ def _watch(
             file=sys.stderr,
             flush=True,
         )
+
+    def throughput(self) -> dict[str, float]:
+        if len(self.samples) < 2:
+            return {}
+        a, b = self.samples[0], self.samples[-1]
+        dt = b.t - a.t
+        return {
+            "window_seconds": round(dt, 1),
+            "learner_steps_per_s": round((b.learner_steps - a.learner_steps) / dt, 1),
+            "env_steps_per_s": round((b.env_steps - a.env_steps) / dt, 1),
+        }
+
+    def watch(self, runs: list[Any], deadline: float | None, every_s: float) -> None:
+        """Samples until the deadline; a learner or actor that ends early ends the run."""
+        import ray
+
+        while deadline is None or time.monotonic() < deadline:
+            left = every_s if deadline is None else deadline - time.monotonic()
+            done, _ = ray.wait(runs, num_returns=1, timeout=max(0.0, min(every_s, left)))
+            if done:
+                ray.get(done[0])  # raises the remote error, if that is why it ended
+                raise RunError("a learner or actor stopped unexpectedly")
+            self.sample()

@@ -80,6 +80,9 @@ class LeagueServer:
                     max_workers=self._max_workers, thread_name_prefix="league"
                 ),
                 interceptors=interceptors,
+                # gRPC enables SO_REUSEPORT by default on Linux, which lets a second
+                # league bind the same port and silently split the traffic.
+                options=[("grpc.so_reuseport", 0)],
             )
             league_pb2_grpc.add_LeagueServicer_to_server(servicer, server)
             health_servicer = health.HealthServicer()

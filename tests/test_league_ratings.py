@@ -38,23 +38,25 @@ def synthetic_tournament(n_games: int, seed: int) -> list[tuple[str, str, float]
 
 
 def test_recovers_known_strengths_within_intervals() -> None:
-    results = synthetic_tournament(4000, seed=7)
-    assert any(s == 0.5 for _, _, s in results)
-    model = fit(tally_results(results), TRUE_ELO)
+    # Pairs within one tournament share its noise, so coverage is pooled over five
+    # tournaments: a single one can dip below 90% by chance even when calibrated.
     ids = sorted(TRUE_ELO)
     pairs = [(a, b) for k, a in enumerate(ids) for b in ids[k + 1 :]]
     covered = 0
-    for a, b in pairs:
-        low, high = model.diff_interval(a, b)
-        covered += low <= TRUE_ELO[a] - TRUE_ELO[b] <= high
-    assert covered / len(pairs) >= 0.9
-    # Per player (each against the anchor), and the estimates are tight enough to matter.
-    for p, rating in model.ratings.items():
-        assert rating.rated
-        assert rating.ci_low <= TRUE_ELO[p] <= rating.ci_high, (p, rating)
-        if p != "random":
-            assert rating.ci_high - rating.ci_low < 150
-    assert sum(r.games for r in model.ratings.values()) == 2 * 4000
+    for seed in range(5):
+        results = synthetic_tournament(4000, seed=seed)
+        assert any(s == 0.5 for _, _, s in results)
+        model = fit(tally_results(results), TRUE_ELO)
+        for a, b in pairs:
+            low, high = model.diff_interval(a, b)
+            covered += low <= TRUE_ELO[a] - TRUE_ELO[b] <= high
+        assert sum(r.games for r in model.ratings.values()) == 2 * 4000
+        for p, rating in model.ratings.items():
+            assert rating.rated
+            # Tight enough to tell neighbours ~100 Elo apart.
+            assert rating.ci_high - rating.ci_low < (150 if p != "random" else 1e-12)
+            assert abs(rating.elo - TRUE_ELO[p]) < 100
+    assert covered / (5 * len(pairs)) >= 0.9
 
 
 def test_order_of_results_does_not_matter() -> None:

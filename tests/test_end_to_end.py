@@ -1,0 +1,118 @@
+"""The whole product as a user runs it: `selfplay run` (embedded Redis, local Ray, league,
+learner, actor), Ctrl-C, `--resume`, `selfplay eval --json`, `selfplay league table`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from league.store import LeagueStore
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "connect_four.yaml"
+SMALL = [
+    "--set", "model.hidden=[64, 64]",
+    "--set", "actors.envs_per_actor=16",
+    "--set", "actors.chunk_length=16",
+    "--set", "algorithm.batch_chunks=16",
+    "--set", "league.snapshot_every_versions=3",
+    "--set", "checkpoints.every_seconds=5",
+]
+
+
+def selfplay(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cluster.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, **kwargs)  # type: ignore[call-overload]
+
+
+def wait_for(condition: object, timeout_s: float, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert proc.poll() is None, f"run exited early: {proc.communicate()[1][-3000:]}"
+        assert time.monotonic() < deadline, "timed out waiting for the run"
+        time.sleep(0.5)
+
+
+def balanced(stream: dict[str, int]) -> bool:
+    return stream["chunks_added"] == (stream["chunks_consumed"] + stream["chunks_dropped_lag"]
+                                      + stream["chunks_rejected"] + stream["length"])
+
+
+def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
+    run_dir = tmp_path / "c4"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cluster.cli", "run", str(CONFIG), "--out", str(run_dir), *SMALL],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        # Two snapshots mean the learner has trained and published several versions.
+        wait_for(lambda: len(list((run_dir / "snapshots").glob("*.safetensors"))) >= 2, 240, proc)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C does
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    first = json.loads(out)
+    assert first["learner"]["version"] >= 6
+    assert balanced(first["stream"])
+    assert (run_dir / "checkpoints" / "learner.safetensors").exists()
+    players_before = {p.id for p in LeagueStore(run_dir / "league.db", readonly=True).players()}
+    assert {"random", "main", "main@v3", "main@v6"} <= players_before
+
+    # A second run into the same dir without --resume must refuse, not overwrite.
+    refused = selfplay("run", str(CONFIG), "--out", str(run_dir), *SMALL)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+
+    resumed = selfplay("run", str(CONFIG), "--out", str(run_dir), "--resume",
+                       "--minutes", "0.5", *SMALL)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    second = json.loads(resumed.stdout)
+    assert second["learner"]["version"] > first["learner"]["version"]
+    assert second["learner"]["steps_trained"] > first["learner"]["steps_trained"]
+    # Same Redis (AOF) and league: counters continue, every chunk is accounted for.
+    assert second["stream"]["chunks_added"] > first["stream"]["chunks_added"]
+    assert balanced(second["stream"])
+    players_after = {p.id for p in LeagueStore(run_dir / "league.db", readonly=True).players()}
+    assert players_before <= players_after
+
+    evaluated = selfplay("eval", str(run_dir), "--opponent", "random", "--games", "20", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads(evaluated.stdout)
+    assert result["games"] == 20
+    assert abs(result["win_rate"] + result["draw_rate"] + result["loss_rate"] - 1.0) < 1e-9
+    assert result["policy_version"] == second["learner"]["version"]
+
+    vs_snapshot = selfplay("eval", str(run_dir), "--opponent", "snapshot:main@v3",
+                           "--games", "4", "--json")
+    assert vs_snapshot.returncode == 0, vs_snapshot.stderr
+    missing = selfplay("eval", str(run_dir), "--opponent", "snapshot:main@v999", "--games", "2")
+    assert missing.returncode == 2 and "no snapshot" in missing.stderr
+
+    table = selfplay("league", "table", "--run", str(run_dir), "--json")
+    assert table.returncode == 0, table.stderr
+    rows = {r["player_id"]: r for r in json.loads(table.stdout)["players"]}
+    assert rows["random"]["elo"] == 0.0
+    assert any(r["rated"] for pid, r in rows.items() if pid.startswith("main@v"))
+
+
+def test_bad_config_is_one_line_error(tmp_path: Path) -> None:
+    bad = selfplay("run", str(CONFIG), "--out", str(tmp_path / "x"), "--set", "actors.bogus=1")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"error: {CONFIG}: actors.bogus: unknown key"
+    ]
+
+
+def test_unreachable_redis_is_one_line_error(tmp_path: Path) -> None:
+    bad = selfplay("run", str(CONFIG), "--out", str(tmp_path / "x"),
+                   "--redis-url", "redis://127.0.0.1:1/0")
+    assert bad.returncode == 2
+    assert "cannot reach Redis at 127.0.0.1:1" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -1,0 +1,134 @@
+"""Actor -> Redis -> learner -> weights -> actor, in one process (no Ray), over a real
+Redis and a real league gRPC server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+
+from actors.policies import PolicyPool
+from actors.rollout import RolloutWorker
+from cluster.codec import ChunkSpec, decode_chunk
+from cluster.config import JobConfig, parse_config
+from cluster.streams import TrajectoryStream
+from cluster.weights import WeightStore
+from envs.pettingzoo_adapter import Game
+from league.client import LeagueClient
+from league.server import LeagueServer, LeagueSettings
+from league.store import LeagueStore
+from learner.learner import Learner
+
+TOKEN = "test-token"
+
+
+def small_config(**league: float) -> JobConfig:
+    return parse_config({
+        "job": "c4test",
+        "env": {"name": "pettingzoo.classic.connect_four_v3"},
+        "model": {"hidden": [32]},
+        "algorithm": {"batch_chunks": 8, "minibatches": 2, "epochs": 1},
+        "actors": {"envs_per_actor": 8, "chunk_length": 8},
+        "league": {"snapshot_every_versions": 2, **league},
+        "transport": {"max_stream_length": 10_000, "max_policy_lag": 100},
+    })
+
+
+@pytest.fixture
+def league(tmp_path: Path) -> Iterator[LeagueClient]:
+    server = LeagueServer(tmp_path / "league.db", token=TOKEN, settings=LeagueSettings(seed=0))
+    server.start()
+    client = LeagueClient(server.address, TOKEN)
+    yield client
+    client.close()
+    server.stop(0)
+
+
+def make_parts(cfg: JobConfig, client: redis.Redis, league: LeagueClient, run_dir: Path
+               ) -> tuple[Learner, RolloutWorker, TrajectoryStream]:
+    spec = Game(cfg.env.name).spec
+    stream = TrajectoryStream(client, cfg.job, cfg.transport.max_stream_length)
+    store = WeightStore(client, cfg.job)
+    learner = Learner(cfg, run_dir, stream, store, league, spec.obs_dim, spec.num_actions)
+    learner.start()
+    pool = PolicyPool(store, "main", cfg.model, spec.obs_dim, spec.num_actions)
+    pool.wait_for_learner(5.0)
+    worker = RolloutWorker(cfg, "actor-test", pool, stream, league, seed=0)
+    return learner, worker, stream
+
+
+def test_chunks_are_valid_and_carry_every_game_outcome(
+    redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
+) -> None:
+    cfg = small_config(self_play_fraction=0.0, eval_fraction=0.0)
+    learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
+    worker.run(lambda: False, max_steps=300)
+    worker.flush()
+    entries = stream.read("inspector", count=10_000, block_ms=0)
+    assert len(entries) == worker.stats.chunks_sent > 0
+    spec = ChunkSpec(obs_dim=84, chunk_length=8, num_actions=7)
+    chunks = [decode_chunk(data, spec, job="c4test") for _, data in entries]
+    steps = np.concatenate([c.rewards for c in chunks])
+    dones = np.concatenate([c.dones for c in chunks])
+    # connect_four pays only at the end: +-1 or 0 on terminal steps, 0 elsewhere.
+    assert set(np.unique(steps[dones])) <= {-1.0, 0.0, 1.0}
+    assert np.all(steps[~dones] == 0.0)
+    assert 0 < dones.sum() <= worker.stats.games
+    # Every env's chunks are numbered 0, 1, 2, ... with no gap.
+    by_env: dict[int, list[int]] = {}
+    for c in chunks:
+        by_env.setdefault(c.env_index, []).append(c.sequence)
+    assert all(seqs == list(range(len(seqs))) for seqs in by_env.values())
+    # Each game was reported to the league exactly once.
+    assert LeagueStore(tmp_path / "league.db", readonly=True).result_count() == worker.stats.games
+
+
+def test_learner_trains_acks_publishes_and_actor_adopts(
+    redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
+) -> None:
+    cfg = small_config(eval_fraction=0.2)
+    learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
+    learner._ids, learner._chunks = [], []
+    start_version = learner.counters.version
+    for _ in range(6):
+        worker.run(lambda: False, max_steps=60)
+        learner._collect(stream.read(learner.consumer, 1000, 0))
+        while len(learner._chunks) >= cfg.algorithm.batch_chunks:
+            n = cfg.algorithm.batch_chunks
+            learner.train_step(learner._ids[:n], learner._chunks[:n])
+            learner._ids, learner._chunks = learner._ids[n:], learner._chunks[n:]
+        worker.maybe_refresh_weights()
+    assert learner.counters.version > start_version + 2
+    assert worker.pool.learner_version > start_version
+    stats = stream.stats()
+    assert stats["chunks_consumed"] == learner.counters.chunks_trained
+    assert stats["chunks_added"] == (
+        stats["chunks_consumed"] + stats["chunks_dropped_lag"] + stats["chunks_rejected"]
+        + stats["length"]
+    )
+    snapshots = [p.id for p in league.players() if p.kind == "snapshot"]
+    assert snapshots and all((tmp_path / "snapshots" / f"{s}.safetensors").exists()
+                             for s in snapshots)
+
+
+def test_bad_chunks_go_to_dead_letters_and_stale_ones_are_counted(
+    redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
+) -> None:
+    cfg = small_config().model_copy(
+        update={"transport": small_config().transport.model_copy(update={"max_policy_lag": 0})}
+    )
+    learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
+    learner._ids, learner._chunks = [], []
+    worker.run(lambda: False, max_steps=40)
+    stream.add([b"garbage", b"\x00" * 64])
+    learner.publish()  # now every chunk the worker made is 1 version behind: lag 1 > 0
+    learner._collect(stream.read(learner.consumer, 1000, 0))
+    assert learner.counters.chunks_rejected == 2
+    assert learner.counters.chunks_dropped_lag == worker.stats.chunks_sent
+    dead = stream.dead_letters()
+    assert len(dead) == 2 and all("not valid safetensors" in reason for _, _, reason, _ in dead)
+    stats = stream.stats()
+    assert stats["length"] == 0 and stats["chunks_rejected"] == 2
