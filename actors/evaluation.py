@@ -104,10 +104,20 @@ def play_games(
 
 
 def evaluate(
-    run_dir: Path, config: JobConfig, opponent: str, games: int, seed: int = 0, greedy: bool = True
+    run_dir: Path,
+    config: JobConfig,
+    opponent: str,
+    games: int,
+    seed: int = 0,
+    greedy: bool = True,
+    policy_id: str | None = None,
 ) -> EvalResult:
+    """`policy_id` None plays the latest checkpoint, else a snapshot ("main@v100")."""
     spec = Game(config.env.name, config.env.api, config.env.kwargs).spec
     policy, version = load_policy(run_dir, config, spec.obs_dim, spec.num_actions)
+    if policy_id is not None:
+        policy = load_snapshot(run_dir, policy_id, policy)
+        version = int(policy_id.rsplit("@v", 1)[-1])
     if opponent == BUILTIN_RANDOM:
         opp_net = None
     elif opponent.startswith("snapshot:"):

@@ -11,6 +11,7 @@ from typing import Any
 import ray
 import torch
 
+from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.rollout import RolloutWorker, new_actor_id
 from cluster.config import JobConfig
@@ -46,13 +47,20 @@ class RolloutActor:
             spec.num_actions,
         )
         stream = TrajectoryStream(client, config.job, config.transport.max_stream_length)
-        league = LeagueClient(league_address, league_token)
-        self.worker = RolloutWorker(config, self.actor_id, pool, stream, league, seed=seed)
+        self.link = LeagueLink(
+            LeagueClient(league_address, league_token),
+            config.league.learner_player,
+            prefetch=config.actors.envs_per_actor,
+        )
+        self.worker = RolloutWorker(config, self.actor_id, pool, stream, self.link, seed=seed)
         self._stop = threading.Event()
 
     def run(self, wait_for_weights_s: float = 120.0) -> dict[str, Any]:
         self.worker.pool.wait_for_learner(wait_for_weights_s)
-        stats = self.worker.run(self._stop.is_set)
+        try:
+            stats = self.worker.run(self._stop.is_set)
+        finally:
+            self.link.close()  # every finished game's result reaches the league
         return {"actor_id": self.actor_id, **asdict(stats)}
 
     def stop(self) -> None:

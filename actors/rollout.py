@@ -6,10 +6,11 @@ it runs the same inside a Ray actor, a test, or a benchmark.
 
 Per vector step every game says which agents must act; their observations are
 grouped by the policy that plays them (the learner, one snapshot, the random
-player) so each policy runs one batched forward pass per step. Only the learner's
-decisions become training data: a transition is closed when the learner is asked
-to act again in that game (its reward is everything it received in between) or
-when the game ends.
+player) so each policy runs one batched forward pass per step. The learner's
+decisions become training data, per (game, agent) "track": a transition is closed
+when the learner is asked to act again for that agent (its reward is everything
+the agent received in between) or when the game ends. In games against its latest
+self, the learner plays every seat, and every seat's decisions are trained on.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import numpy as np
 import torch
 
 from actors.chunking import ChunkBuilder
+from actors.league_link import LeagueLink, Report
 from actors.policies import BUILTIN_RANDOM, PolicyPool
 from cluster.codec import encode_chunk
 from cluster.config import JobConfig
 from cluster.nets import act, random_legal_actions
 from cluster.streams import TrajectoryStream
 from envs.pettingzoo_adapter import Game, outcome_for
-from league.client import LeagueClient, LeagueError
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +50,23 @@ class _Pending:
 
 
 @dataclass
+class _Track:
+    """The learner's decisions for one agent of one game, chunk after chunk."""
+
+    chunks: ChunkBuilder
+    pending: _Pending | None = None
+
+
+@dataclass
 class _Slot:
     game: Game
-    chunks: ChunkBuilder
+    tracks: dict[str, _Track]
     seats: dict[str, str] = field(default_factory=dict)  # agent -> policy key
+    trained: frozenset[str] = frozenset()  # agents whose decisions are training data
     match_id: str = ""
     kind: str = "training"
     side_a: tuple[str, str] = ("", "")  # (agent, player id) reported as side a
     side_b: tuple[str, str] = ("", "")
-    learner_agent: str | None = None
-    pending: _Pending | None = None
     steps: int = 0
     episodes: int = 0
 
@@ -80,7 +88,7 @@ class RolloutWorker:
         actor_id: str,
         pool: PolicyPool,
         stream: TrajectoryStream,
-        league: LeagueClient,
+        league: LeagueLink,
         seed: int = 0,
     ):
         self.config, self.actor_id = config, actor_id
@@ -91,86 +99,86 @@ class RolloutWorker:
         self._outbox: list[bytes] = []
         env_cfg, actors = config.env, config.actors
         self.slots: list[_Slot] = []
-        # Chunk sequence numbers restart per actor incarnation; the actor id carries a
-        # fresh suffix so (actor, env, sequence) stays unique across restarts.
         for i in range(actors.envs_per_actor):
             game = Game(env_cfg.name, env_cfg.api, env_cfg.kwargs)
             spec = game.spec
-            builder = ChunkBuilder(
-                config.job,
-                actor_id,
-                i,
-                spec.obs_dim,
-                spec.num_actions,
-                actors.chunk_length,
-                spec.has_mask,
-            )
-            self.slots.append(_Slot(game=game, chunks=builder))
+            # env_index numbers tracks, so (actor_id, env_index, sequence) is unique;
+            # actor ids carry a fresh suffix per incarnation.
+            tracks = {
+                agent: _Track(
+                    ChunkBuilder(
+                        config.job,
+                        actor_id,
+                        i * len(spec.agents) + j,
+                        spec.obs_dim,
+                        spec.num_actions,
+                        actors.chunk_length,
+                        spec.has_mask,
+                    )
+                )
+                for j, agent in enumerate(spec.agents)
+            }
+            self.slots.append(_Slot(game=game, tracks=tracks))
         self.spec = self.slots[0].game.spec
         self.learner_agents = env_cfg.learner_agents or self.spec.agents
-        self._last_poll = 0.0
+        self._next_poll = 0.0
 
     # -- episodes ---------------------------------------------------------------
     def _start_episode(self, slot: _Slot) -> None:
         lineage = self.config.league.learner_player
         slot.episodes += 1
         slot.steps = 0
-        slot.pending = None
         agents = self.spec.agents
+        match = None
         if self.rng.random() < self.config.league.eval_fraction:
-            try:
-                match = self.league.sample_eval_match()
-                a, b = (agents[0], agents[1]) if self.rng.random() < 0.5 else (agents[1], agents[0])
-                slot.seats = {a: match.player_a, b: match.player_b}
-                slot.match_id, slot.kind = match.match_id, "eval"
-                slot.side_a, slot.side_b = (a, match.player_a), (b, match.player_b)
-                slot.learner_agent = None
-                slot.game.reset(seed=int(self.rng.integers(2**31)))
-                return
-            except LeagueError as err:
-                if err.code != "FAILED_PRECONDITION":
-                    raise
-                # Fewer than two frozen players yet: play a training game instead.
-        match = self.league.sample_opponent(lineage)
-        # Alternate seats per slot so the learner plays every seat equally often.
-        learner_agent = self.learner_agents[slot.episodes % len(self.learner_agents)]
-        opponent = LEARNER if match.player_b == lineage else match.player_b
-        slot.seats = {a: (LEARNER if a == learner_agent else opponent) for a in agents}
-        slot.match_id, slot.kind = match.match_id, "training"
-        others = [a for a in agents if a != learner_agent]
-        slot.side_a, slot.side_b = (learner_agent, lineage), (others[0], match.player_b)
-        slot.learner_agent = learner_agent
+            match = self.league.eval_match()  # None until two frozen players exist
+        if match is not None:
+            a, b = (agents[0], agents[1]) if self.rng.random() < 0.5 else (agents[1], agents[0])
+            slot.seats = {a: match.player_a, b: match.player_b}
+            slot.side_a, slot.side_b = (a, match.player_a), (b, match.player_b)
+            slot.trained = frozenset()
+        else:
+            match = self.league.training_match()
+            # Alternate seats per slot so the learner plays every seat equally often.
+            me = self.learner_agents[slot.episodes % len(self.learner_agents)]
+            opponent = LEARNER if match.self_play else match.player_b
+            slot.seats = {a: (LEARNER if a == me else opponent) for a in agents}
+            other = next(a for a in agents if a != me)
+            slot.side_a, slot.side_b = (me, lineage), (other, match.player_b)
+            slot.trained = frozenset(a for a, key in slot.seats.items() if key == LEARNER)
+        slot.match_id, slot.kind = match.match_id, match.kind
         slot.game.reset(seed=int(self.rng.integers(2**31)))
 
     def _finish_episode(self, slot: _Slot) -> None:
-        game = slot.game
-        if slot.pending is not None:
-            self._close_transition(slot, done=True, next_obs=None)
+        for agent in slot.trained:
+            if slot.tracks[agent].pending is not None:
+                self._close_transition(slot.tracks[agent], done=True, next_obs=None)
         (agent_a, player_a), (agent_b, player_b) = slot.side_a, slot.side_b
-        outcome = outcome_for(game.returns, agent_a, agent_b)
-        self.league.report_result(
-            slot.match_id,
-            player_a,
-            player_b,
-            outcome,
-            a_version=self.pool.learner_version if slot.kind == "training" else 0,
-            kind=slot.kind,
-            steps=slot.steps,
+        self.league.report(
+            Report(
+                slot.match_id,
+                player_a,
+                player_b,
+                outcome_for(slot.game.returns, agent_a, agent_b),
+                a_version=self.pool.learner_version if slot.kind == "training" else 0,
+                kind=slot.kind,
+                steps=slot.steps,
+            )
         )
         self.stats.games += 1
         self.stats.eval_games += slot.kind == "eval"
 
     # -- transitions ------------------------------------------------------------
-    def _close_transition(self, slot: _Slot, done: bool, next_obs: np.ndarray | None) -> None:
-        p = slot.pending
+    def _close_transition(self, track: _Track, done: bool, next_obs: np.ndarray | None) -> None:
+        p = track.pending
         assert p is not None
-        slot.chunks.add(p.obs, p.mask, p.action, p.logp, p.value, p.version, p.reward, done)
-        slot.pending = None
+        track.chunks.add(p.obs, p.mask, p.action, p.logp, p.value, p.version, p.reward, done)
+        track.pending = None
         self.stats.learner_steps += 1
-        if slot.chunks.full:
+        if track.chunks.full:
             # After a terminal step the bootstrap value is multiplied by 0 anyway.
             bootstrap = next_obs if next_obs is not None else np.zeros_like(p.obs)
-            self._outbox.append(encode_chunk(slot.chunks.take(bootstrap)))
+            self._outbox.append(encode_chunk(track.chunks.take(bootstrap)))
 
     # -- the vector step ----------------------------------------------------------
     def step(self) -> None:
@@ -195,10 +203,11 @@ class RolloutWorker:
             for j, (slot, agent, o, m) in enumerate(rows):
                 a = int(chosen[j])
                 actions.setdefault(id(slot), {})[agent] = a
-                if key == LEARNER and agent == slot.learner_agent:
-                    if slot.pending is not None:
-                        self._close_transition(slot, done=False, next_obs=o)
-                    slot.pending = _Pending(
+                if key == LEARNER and agent in slot.trained:
+                    track = slot.tracks[agent]
+                    if track.pending is not None:
+                        self._close_transition(track, done=False, next_obs=o)
+                    track.pending = _Pending(
                         o, m, a, float(logp[j]), float(values[j]), self.pool.learner_version
                     )
 
@@ -209,22 +218,26 @@ class RolloutWorker:
             rewards = slot.game.step(chosen)
             slot.steps += len(chosen)
             self.stats.env_steps += len(chosen)
-            if slot.pending is not None and slot.learner_agent is not None:
-                slot.pending.reward += rewards[slot.learner_agent]
+            for agent in slot.trained:
+                pending = slot.tracks[agent].pending
+                if pending is not None:
+                    pending.reward += rewards[agent]
             if slot.game.done:
                 self._finish_episode(slot)
 
     def flush(self, should_stop: Callable[[], bool] | None = None) -> None:
         """Sends finished chunks in one round trip; blocks under back-pressure."""
         if self._outbox:
-            self.stream.add(self._outbox, should_stop=should_stop)
-            self.stats.chunks_sent += len(self._outbox)
+            ids = self.stream.add(self._outbox, should_stop=should_stop)
+            # An add abandoned because we are stopping sends nothing; say so.
+            if len(ids) != len(self._outbox):
+                log.info("stopping: %d finished chunks not sent", len(self._outbox))
+            self.stats.chunks_sent += len(ids)
             self._outbox = []
 
-    def maybe_refresh_weights(self) -> None:
-        now = time.monotonic()
-        if now - self._last_poll >= self.config.actors.weight_poll_seconds:
-            self._last_poll = now
+    def maybe_refresh_weights(self, now: float) -> None:
+        if now >= self._next_poll:
+            self._next_poll = now + self.config.actors.weight_poll_seconds
             if self.pool.refresh_learner():
                 self.stats.weight_updates += 1
 
@@ -232,7 +245,7 @@ class RolloutWorker:
         """Plays until should_stop() (or max_steps vector steps); sends every full chunk."""
         steps = 0
         while not should_stop() and (max_steps is None or steps < max_steps):
-            self.maybe_refresh_weights()
+            self.maybe_refresh_weights(time.monotonic())
             self.step()
             self.flush(should_stop)
             steps += 1

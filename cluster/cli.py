@@ -83,6 +83,7 @@ def run(
                 "seconds": round(summary.seconds, 1),
                 "learner": summary.learner,
                 "stream": summary.stream,
+                "throughput": summary.throughput,
             }
         )
     )
@@ -95,6 +96,9 @@ def eval_(
     games: Annotated[int, typer.Option(min=2)] = 200,
     seed: int = 0,
     sample: Annotated[bool, typer.Option(help="sample actions instead of greedy")] = False,
+    policy: Annotated[
+        str | None, typer.Option(help="a snapshot to evaluate (default: latest checkpoint)")
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Play the trained policy against an opponent, half the games from each seat."""
@@ -103,7 +107,7 @@ def eval_(
 
     cfg = _run_config(run_dir, None)
     try:
-        result = evaluate(run_dir, cfg, opponent, games, seed, greedy=not sample)
+        result = evaluate(run_dir, cfg, opponent, games, seed, greedy=not sample, policy_id=policy)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if json_:

@@ -159,14 +159,13 @@ def run_job(
         watcher = _Watcher(learner, actors, stream)
         try:
             watcher.watch([learner_run, *actor_runs], deadline, progress_every_s)
-            watcher.sample()
         except KeyboardInterrupt:
             print("stopping (Ctrl-C again to abort)...", file=sys.stderr)
         for actor in actors:
             actor.stop.remote()
-        actor_stats = ray.get(actor_runs)
+        actor_stats = [get_or_explain(run) for run in actor_runs]
         learner.stop.remote()
-        learner_stats = ray.get(learner_run)
+        learner_stats = get_or_explain(learner_run)
         return RunSummary(
             time.monotonic() - started,
             learner_stats,
@@ -174,6 +173,19 @@ def run_job(
             stream.stats(),
             watcher.throughput(),
         )
+
+
+def get_or_explain(ref: Any) -> Any:
+    """ray.get, with a remote failure turned into a one-line RunError (the full
+    traceback is in the Ray worker's log above)."""
+    import ray
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as exc:
+        cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc
+        lines = [line for line in str(cause).splitlines() if line.strip()]
+        raise RunError(f"{type(cause).__name__}: {lines[-1] if lines else ''}") from None
 
 
 @dataclass
@@ -229,6 +241,6 @@ class _Watcher:
             left = every_s if deadline is None else deadline - time.monotonic()
             done, _ = ray.wait(runs, num_returns=1, timeout=max(0.0, min(every_s, left)))
             if done:
-                ray.get(done[0])  # raises the remote error, if that is why it ended
+                get_or_explain(done[0])  # raises the remote error, if that is why it ended
                 raise RunError("a learner or actor stopped unexpectedly")
             self.sample()

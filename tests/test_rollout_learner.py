@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import redis
 
+from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.rollout import RolloutWorker
 from cluster.codec import ChunkSpec, decode_chunk
@@ -38,8 +39,12 @@ def small_config(**league: float) -> JobConfig:
 
 
 @pytest.fixture
-def league(tmp_path: Path) -> Iterator[LeagueClient]:
-    server = LeagueServer(tmp_path / "league.db", token=TOKEN, settings=LeagueSettings(seed=0))
+def league(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LeagueClient]:
+    """A real league server; `@pytest.mark.parametrize("league", [f], indirect=True)`
+    sets its self-play fraction (default 0.5)."""
+    fraction = getattr(request, "param", 0.5)
+    settings = LeagueSettings(self_play_fraction=fraction, seed=0)
+    server = LeagueServer(tmp_path / "league.db", token=TOKEN, settings=settings)
     server.start()
     client = LeagueClient(server.address, TOKEN)
     yield client
@@ -56,17 +61,19 @@ def make_parts(cfg: JobConfig, client: redis.Redis, league: LeagueClient, run_di
     learner.start()
     pool = PolicyPool(store, "main", cfg.model, spec.obs_dim, spec.num_actions)
     pool.wait_for_learner(5.0)
-    worker = RolloutWorker(cfg, "actor-test", pool, stream, league, seed=0)
+    link = LeagueLink(league, "main", prefetch=cfg.actors.envs_per_actor)
+    worker = RolloutWorker(cfg, "actor-test", pool, stream, link, seed=0)
     return learner, worker, stream
 
 
+@pytest.mark.parametrize("league", [0.0], indirect=True)
 def test_chunks_are_valid_and_carry_every_game_outcome(
     redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
 ) -> None:
     cfg = small_config(self_play_fraction=0.0, eval_fraction=0.0)
     learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
     worker.run(lambda: False, max_steps=300)
-    worker.flush()
+    worker.league.close()
     entries = stream.read("inspector", count=10_000, block_ms=0)
     assert len(entries) == worker.stats.chunks_sent > 0
     spec = ChunkSpec(obs_dim=84, chunk_length=8, num_actions=7)
@@ -100,7 +107,7 @@ def test_learner_trains_acks_publishes_and_actor_adopts(
             n = cfg.algorithm.batch_chunks
             learner.train_step(learner._ids[:n], learner._chunks[:n])
             learner._ids, learner._chunks = learner._ids[n:], learner._chunks[n:]
-        worker.maybe_refresh_weights()
+        worker.pool.refresh_learner()
     assert learner.counters.version > start_version + 2
     assert worker.pool.learner_version > start_version
     stats = stream.stats()
@@ -132,3 +139,21 @@ def test_bad_chunks_go_to_dead_letters_and_stale_ones_are_counted(
     assert len(dead) == 2 and all("not valid safetensors" in reason for _, _, reason, _ in dead)
     stats = stream.stats()
     assert stats["length"] == 0 and stats["chunks_rejected"] == 2
+
+
+@pytest.mark.parametrize("league", [1.0], indirect=True)
+def test_self_play_games_train_both_seats(
+    redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
+) -> None:
+    cfg = small_config(self_play_fraction=1.0, eval_fraction=0.0)
+    learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
+    worker.run(lambda: False, max_steps=200)
+    worker.league.close()
+    spec = ChunkSpec(obs_dim=84, chunk_length=8, num_actions=7)
+    chunks = [decode_chunk(d, spec) for _, d in stream.read("inspector", 10_000, 0)]
+    # Tracks of both seats (even and odd env_index) carry data ...
+    assert {c.env_index % 2 for c in chunks} == {0, 1}
+    # ... and every learner decision of every game is there: both players' moves.
+    assert worker.stats.learner_steps == worker.stats.env_steps - sum(
+        t.pending is not None for s in worker.slots for t in s.tracks.values()
+    )
