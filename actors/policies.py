@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 from cluster.codec import decode_weights, weights_spec
 from cluster.config import ModelConfig
@@ -33,7 +33,7 @@ class PolicyPool:
         model: ModelConfig,
         obs_dim: int,
         num_actions: int,
-        cache_size: int = 8,
+        cache_size: int = 64,  # frozen nets kept built; reloading one costs ~ms
     ):
         self._store, self.lineage = store, lineage
         self._make = lambda: build_net(model, obs_dim, num_actions).eval()
@@ -42,7 +42,8 @@ class PolicyPool:
         self.learner_version = 0
         self._cache: OrderedDict[int, PolicyValueNet] = OrderedDict()
         self._cache_size = cache_size
-        self.adopt_times_s: list[float] = []  # publish -> adopt delays, for latency stats
+        # publish -> adopt delays of recent versions, for latency stats
+        self.adopt_times_s: deque[float] = deque(maxlen=1000)
 
     def _load(self, net: PolicyValueNet, data: bytes) -> tuple[int, dict[str, str]]:
         tensors, version, meta = decode_weights(data, self._expected)

@@ -93,14 +93,18 @@ def main() -> None:
         "e2e_window_seconds": e2e.get("window_seconds"),
         "ratio_e2e_env_to_raw": round(e2e.get("env_steps_per_s", 0.0) / raw, 3),
     }
-    rows = [("raw PettingZoo, random legal moves (1 core)", raw),
-            ("our Game adapter, random legal moves (1 core)", adapted),
-            ("end to end: env steps played by actors", e2e.get("env_steps_per_s", 0.0)),
-            ("end to end: steps consumed by the learner", e2e.get("learner_steps_per_s", 0.0))]
+    rows = [
+        ("raw PettingZoo, random legal moves (1 core)", raw),
+        ("our Game adapter, random legal moves (1 core)", adapted),
+        ("end to end: env steps played by actors", e2e.get("env_steps_per_s", 0.0)),
+        ("end to end: steps consumed by the learner", e2e.get("learner_steps_per_s", 0.0)),
+    ]
     for name, rate in rows:
         print(f"{name:<48} {rate:>10,.0f} steps/s", file=sys.stderr)
-    print(f"{'ratio end-to-end env / raw':<48} {result['ratio_e2e_env_to_raw']:>10.3f}",
-          file=sys.stderr)
+    print(
+        f"{'ratio end-to-end env / raw':<48} {result['ratio_e2e_env_to_raw']:>10.3f}",
+        file=sys.stderr,
+    )
     print(json.dumps(result))
 
 

@@ -37,10 +37,30 @@ class EnvConfig(_Section):
 
 
 class ModelConfig(_Section):
+    # "mlp": MLP torso on the flat observation. "conv": convolutions over a board
+    # (height, width, channels) = conv_input, then one dense layer of hidden[0]; on
+    # board games it learns local patterns (a three-in-a-row with a gap) once for
+    # every position, where an MLP must learn each position separately.
+    kind: Literal["mlp", "conv"] = "mlp"
     # MLP torso shared by the policy and value heads. 256x256 matches the RLlib
     # peer figures in DEVELOPERS.md, so throughput comparisons are like for like.
     hidden: tuple[int, ...] = (256, 256)
     activation: Literal["tanh", "relu"] = "relu"
+    conv_input: tuple[int, int, int] | None = None
+    conv_channels: tuple[int, ...] = (32, 32)
+    # The first kernel spans 4 cells so it can see a whole line of four at once.
+    conv_kernels: tuple[int, ...] = (4, 3)
+
+    @model_validator(mode="after")
+    def _conv_needs_shape(self) -> ModelConfig:
+        if self.kind == "conv":
+            if self.conv_input is None:
+                raise ValueError("model.conv_input (height, width, channels) is required")
+            if len(self.conv_channels) != len(self.conv_kernels):
+                raise ValueError("model.conv_channels and model.conv_kernels differ in length")
+        if not self.hidden:
+            raise ValueError("model.hidden needs at least one layer")
+        return self
 
 
 class AlgorithmConfig(_Section):

@@ -99,13 +99,23 @@ def local_ray(num_cpus: int) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    ray.init(
-        num_cpus=num_cpus,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        configure_logging=False,
-        log_to_driver=True,
-    )
+    for attempt in (1, 2):
+        try:
+            ray.init(
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                configure_logging=False,
+                log_to_driver=True,
+            )
+            break
+        except Exception as exc:  # Ray raises a bare Exception for this
+            # Seen once on a loaded 2-core machine: the raylet missed Ray's start-up
+            # deadline and an immediate second start worked. Retry once, then report.
+            if attempt == 2 or "timed out during startup" not in str(exc):
+                raise RunError(f"local Ray did not start: {exc}") from None
+            log.warning("local Ray did not start in time; trying once more")
+            ray.shutdown()
     try:
         yield
     finally:

@@ -20,17 +20,11 @@ MASKED_LOGIT = -1e9
 
 
 class PolicyValueNet(nn.Module):
-    """MLP torso with a categorical policy head and a scalar value head."""
+    """A torso (MLP or conv) with a categorical policy head and a scalar value head."""
 
-    def __init__(self, obs_dim: int, num_actions: int, hidden: Sequence[int], activation: str):
+    def __init__(self, torso: nn.Module, width: int, num_actions: int):
         super().__init__()
-        act: type[nn.Module] = nn.ReLU if activation == "relu" else nn.Tanh
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for size in hidden:
-            layers += [nn.Linear(width, size), act()]
-            width = size
-        self.torso = nn.Sequential(*layers)
+        self.torso = torso
         self.policy = nn.Linear(width, num_actions)
         self.value = nn.Linear(width, 1)
         # Small final policy layer: start near-uniform (as CleanRL/PPO practice).
@@ -48,8 +42,50 @@ class PolicyValueNet(nn.Module):
         return logits, self.value(h).squeeze(-1)
 
 
+class _BoardView(nn.Module):
+    """Flat observations [B, H*W*C] (PettingZoo's HWC boards) -> [B, C, H, W]."""
+
+    def __init__(self, shape: tuple[int, int, int]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        h, w, c = self.shape
+        return obs.view(-1, h, w, c).permute(0, 3, 1, 2)
+
+
+def _mlp(width: int, hidden: Sequence[int], act: type[nn.Module]) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for size in hidden:
+        layers += [nn.Linear(width, size), act()]
+        width = size
+    return layers
+
+
 def build_net(config: ModelConfig, obs_dim: int, num_actions: int) -> PolicyValueNet:
-    return PolicyValueNet(obs_dim, num_actions, config.hidden, config.activation)
+    act: type[nn.Module] = nn.ReLU if config.activation == "relu" else nn.Tanh
+    if config.kind == "mlp":
+        return PolicyValueNet(
+            nn.Sequential(*_mlp(obs_dim, config.hidden, act)), config.hidden[-1], num_actions
+        )
+    assert config.conv_input is not None  # checked by ModelConfig
+    h, w, c = config.conv_input
+    if h * w * c != obs_dim:
+        raise ValueError(
+            f"model.conv_input {config.conv_input} has {h * w * c} cells; the env's "
+            f"observation has {obs_dim}"
+        )
+    layers: list[nn.Module] = [_BoardView((h, w, c))]
+    channels = c
+    for out, kernel in zip(config.conv_channels, config.conv_kernels, strict=True):
+        # "Same" padding spelled out: torch's padding="same" copies the input for even
+        # kernels (4 sees a whole line of four).
+        lo, hi = (kernel - 1) // 2, kernel // 2
+        layers += [nn.ZeroPad2d((lo, hi, lo, hi)), nn.Conv2d(channels, out, kernel), act()]
+        channels = out
+    layers.append(nn.Flatten())
+    layers += _mlp(channels * h * w, config.hidden, act)
+    return PolicyValueNet(nn.Sequential(*layers), config.hidden[-1], num_actions)
 
 
 @torch.no_grad()

@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,6 +22,7 @@ from league import league_pb2 as pb
 from league import league_pb2_grpc
 from league.matchmaking import Matchmaker, NoEvalPair
 from league.records import (
+    FROZEN_KINDS,
     MatchKind,
     Outcome,
     PlayerKind,
@@ -116,6 +119,10 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
         self._store = store
         self._settings = settings
         self._matchmaker = Matchmaker(settings.self_play_fraction, settings.seed)
+        # Rated games per player, kept in memory: counting them in SQL on every
+        # SampleEvalMatch cost O(all results) per call and slowed a long run down.
+        self._rated_lock = threading.Lock()
+        self._rated_games: Counter[str] = Counter(rated_games(store))
         for name in settings.builtins:
             player, _ = store.add_player(name, PlayerKind.BUILTIN)
             if player.kind != PlayerKind.BUILTIN:
@@ -195,7 +202,9 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
     @_rpc
     def SampleEvalMatch(self, request: pb.SampleEvalMatchRequest) -> pb.SampleEvalMatchResponse:
         try:
-            a, b = self._matchmaker.eval_pair(self._store.players(), rated_games(self._store))
+            with self._rated_lock:
+                counts = dict(self._rated_games)
+            a, b = self._matchmaker.eval_pair(self._store.players(), counts)
         except NoEvalPair as exc:
             raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
         match = pb.Match(match_id=uuid.uuid4().hex, player_a=a, player_b=b, kind=pb.MATCH_KIND_EVAL)
@@ -206,6 +215,7 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
         result = self._validate_result(request)
         applied, stored = self._store.add_result(result)
         if applied:
+            self._count_if_rated(result)
             return pb.ReportResultResponse(applied=True, duplicate=False, message="applied")
         message = f"match {result.match_id} was already recorded; nothing changed"
         if not stored.same_report(result):
@@ -213,6 +223,13 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             message += " (the stored report differs from this one)"
             log.warning("conflicting duplicate report for match %s", result.match_id)
         return pb.ReportResultResponse(applied=False, duplicate=True, message=message)
+
+    def _count_if_rated(self, result: ResultRecord) -> None:
+        players = [self._store.get_player(p) for p in (result.player_a, result.player_b)]
+        if all(p is not None and p.kind in FROZEN_KINDS for p in players):
+            with self._rated_lock:
+                self._rated_games[result.player_a] += 1
+                self._rated_games[result.player_b] += 1
 
     def _validate_result(self, request: pb.ReportResultRequest) -> ResultRecord:
         problem = match_id_problem(request.match_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,9 @@ class Learner:
         self._writer = None
         self._last_checkpoint = time.monotonic()
         self._last_claim = time.monotonic()
-        self.lags: list[int] = []  # policy lag of every trained chunk (for stats)
+        self._last_update_end: float | None = None
+        # Policy lag of recently trained chunks (for the status line and benchmarks).
+        self.lags: deque[int] = deque(maxlen=10_000)
 
     # -- weights, snapshots, checkpoints ------------------------------------------
     def publish(self) -> int:
@@ -198,7 +201,13 @@ class Learner:
             self.publish()
             if self.counters.version % self.config.league.snapshot_every_versions == 0:
                 self.snapshot()
-        elapsed = time.perf_counter() - t0
+        now = time.perf_counter()
+        elapsed = now - t0
+        if self._last_update_end is not None:
+            # Steps trained per wall second between consecutive updates: the rate the
+            # whole pipeline delivers (waiting for chunks included).
+            stats["throughput/steps_per_s"] = steps / (now - self._last_update_end)
+        self._last_update_end = now
         stats.update(
             {
                 "lag/mean": float(np.mean(lags)),

@@ -55,7 +55,7 @@ class LearnerActor:
         self._stop.set()
 
     def stats(self) -> dict[str, Any]:
-        lags = self.learner.lags[-1000:]
+        lags = list(self.learner.lags)[-1000:]
         return {
             **asdict(self.learner.counters),
             "device": str(self.learner.device),

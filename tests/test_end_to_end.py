@@ -16,18 +16,30 @@ from league.store import LeagueStore
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "connect_four.yaml"
 SMALL = [
-    "--set", "model.hidden=[64, 64]",
-    "--set", "actors.envs_per_actor=16",
-    "--set", "actors.chunk_length=16",
-    "--set", "algorithm.batch_chunks=16",
-    "--set", "league.snapshot_every_versions=3",
-    "--set", "checkpoints.every_seconds=5",
+    "--set",
+    "model.hidden=[64, 64]",
+    "--set",
+    "actors.envs_per_actor=16",
+    "--set",
+    "actors.chunk_length=16",
+    "--set",
+    "algorithm.batch_chunks=16",
+    "--set",
+    "league.snapshot_every_versions=3",
+    "--set",
+    "checkpoints.every_seconds=5",
 ]
 
 
 def selfplay(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cluster.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(
+        [sys.executable, "-m", "cluster.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 def wait_for(condition: object, timeout_s: float, proc: subprocess.Popen[str]) -> None:
@@ -39,8 +51,12 @@ def wait_for(condition: object, timeout_s: float, proc: subprocess.Popen[str]) -
 
 
 def balanced(stream: dict[str, int]) -> bool:
-    return stream["chunks_added"] == (stream["chunks_consumed"] + stream["chunks_dropped_lag"]
-                                      + stream["chunks_rejected"] + stream["length"])
+    return stream["chunks_added"] == (
+        stream["chunks_consumed"]
+        + stream["chunks_dropped_lag"]
+        + stream["chunks_rejected"]
+        + stream["length"]
+    )
 
 
 def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
@@ -48,7 +64,11 @@ def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cluster.cli", "run", str(CONFIG), "--out", str(run_dir), *SMALL],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         # Two snapshots mean the learner has trained and published several versions.
@@ -70,8 +90,9 @@ def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
     refused = selfplay("run", str(CONFIG), "--out", str(run_dir), *SMALL)
     assert refused.returncode == 2 and "--resume" in refused.stderr
 
-    resumed = selfplay("run", str(CONFIG), "--out", str(run_dir), "--resume",
-                       "--minutes", "0.5", *SMALL)
+    resumed = selfplay(
+        "run", str(CONFIG), "--out", str(run_dir), "--resume", "--minutes", "0.5", *SMALL
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     second = json.loads(resumed.stdout)
     assert second["learner"]["version"] > first["learner"]["version"]
@@ -89,8 +110,9 @@ def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
     assert abs(result["win_rate"] + result["draw_rate"] + result["loss_rate"] - 1.0) < 1e-9
     assert result["policy_version"] == second["learner"]["version"]
 
-    vs_snapshot = selfplay("eval", str(run_dir), "--opponent", "snapshot:main@v3",
-                           "--games", "4", "--json")
+    vs_snapshot = selfplay(
+        "eval", str(run_dir), "--opponent", "snapshot:main@v3", "--games", "4", "--json"
+    )
     assert vs_snapshot.returncode == 0, vs_snapshot.stderr
     missing = selfplay("eval", str(run_dir), "--opponent", "snapshot:main@v999", "--games", "2")
     assert missing.returncode == 2 and "no snapshot" in missing.stderr
@@ -105,14 +127,13 @@ def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
 def test_bad_config_is_one_line_error(tmp_path: Path) -> None:
     bad = selfplay("run", str(CONFIG), "--out", str(tmp_path / "x"), "--set", "actors.bogus=1")
     assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines() == [
-        f"error: {CONFIG}: actors.bogus: unknown key"
-    ]
+    assert bad.stderr.strip().splitlines() == [f"error: {CONFIG}: actors.bogus: unknown key"]
 
 
 def test_unreachable_redis_is_one_line_error(tmp_path: Path) -> None:
-    bad = selfplay("run", str(CONFIG), "--out", str(tmp_path / "x"),
-                   "--redis-url", "redis://127.0.0.1:1/0")
+    bad = selfplay(
+        "run", str(CONFIG), "--out", str(tmp_path / "x"), "--redis-url", "redis://127.0.0.1:1/0"
+    )
     assert bad.returncode == 2
     assert "cannot reach Redis at 127.0.0.1:1" in bad.stderr
     assert "Traceback" not in bad.stderr

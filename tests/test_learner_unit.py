@@ -97,3 +97,28 @@ def test_checkpoint_errors_are_clear(tmp_path: Path) -> None:
     other = build_net(ModelConfig(hidden=(8,)), OBS, A)
     with pytest.raises(CheckpointError, match="does not fit"):
         load_checkpoint(path, other)
+
+
+def test_conv_model_reads_boards_and_checks_their_size() -> None:
+    cfg = ModelConfig(
+        kind="conv", conv_input=(6, 7, 2), conv_channels=(8,), conv_kernels=(4,), hidden=(16,)
+    )
+    net = build_net(cfg, 84, 7)
+    logits, values = net(torch.rand(5, 84), torch.ones(5, 7, dtype=torch.bool))
+    assert logits.shape == (5, 7) and values.shape == (5,)
+    # A piece moved on the board changes the output: the view keeps cells apart.
+    board = torch.zeros(1, 6, 7, 2)
+    moved = board.clone()
+    board[0, 5, 0, 0], moved[0, 5, 6, 0] = 1.0, 1.0
+    assert not torch.allclose(net(board.view(1, -1))[0], net(moved.view(1, -1))[0])
+    with pytest.raises(ValueError, match="has 84 cells"):
+        build_net(cfg, 42, 7)
+
+
+def test_conv_model_config_is_validated() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="conv_input"):
+        ModelConfig(kind="conv")
+    with pytest.raises(ValidationError, match="differ in length"):
+        ModelConfig(kind="conv", conv_input=(6, 7, 2), conv_channels=(8, 8), conv_kernels=(3,))

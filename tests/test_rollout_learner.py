@@ -27,15 +27,17 @@ TOKEN = "test-token"
 
 
 def small_config(**league: float) -> JobConfig:
-    return parse_config({
-        "job": "c4test",
-        "env": {"name": "pettingzoo.classic.connect_four_v3"},
-        "model": {"hidden": [32]},
-        "algorithm": {"batch_chunks": 8, "minibatches": 2, "epochs": 1},
-        "actors": {"envs_per_actor": 8, "chunk_length": 8},
-        "league": {"snapshot_every_versions": 2, **league},
-        "transport": {"max_stream_length": 10_000, "max_policy_lag": 100},
-    })
+    return parse_config(
+        {
+            "job": "c4test",
+            "env": {"name": "pettingzoo.classic.connect_four_v3"},
+            "model": {"hidden": [32]},
+            "algorithm": {"batch_chunks": 8, "minibatches": 2, "epochs": 1},
+            "actors": {"envs_per_actor": 8, "chunk_length": 8},
+            "league": {"snapshot_every_versions": 2, **league},
+            "transport": {"max_stream_length": 10_000, "max_policy_lag": 100},
+        }
+    )
 
 
 @pytest.fixture
@@ -52,8 +54,9 @@ def league(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LeagueCli
     server.stop(0)
 
 
-def make_parts(cfg: JobConfig, client: redis.Redis, league: LeagueClient, run_dir: Path
-               ) -> tuple[Learner, RolloutWorker, TrajectoryStream]:
+def make_parts(
+    cfg: JobConfig, client: redis.Redis, league: LeagueClient, run_dir: Path
+) -> tuple[Learner, RolloutWorker, TrajectoryStream]:
     spec = Game(cfg.env.name).spec
     stream = TrajectoryStream(client, cfg.job, cfg.transport.max_stream_length)
     store = WeightStore(client, cfg.job)
@@ -113,12 +116,15 @@ def test_learner_trains_acks_publishes_and_actor_adopts(
     stats = stream.stats()
     assert stats["chunks_consumed"] == learner.counters.chunks_trained
     assert stats["chunks_added"] == (
-        stats["chunks_consumed"] + stats["chunks_dropped_lag"] + stats["chunks_rejected"]
+        stats["chunks_consumed"]
+        + stats["chunks_dropped_lag"]
+        + stats["chunks_rejected"]
         + stats["length"]
     )
     snapshots = [p.id for p in league.players() if p.kind == "snapshot"]
-    assert snapshots and all((tmp_path / "snapshots" / f"{s}.safetensors").exists()
-                             for s in snapshots)
+    assert snapshots and all(
+        (tmp_path / "snapshots" / f"{s}.safetensors").exists() for s in snapshots
+    )
 
 
 def test_bad_chunks_go_to_dead_letters_and_stale_ones_are_counted(
