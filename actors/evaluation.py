@@ -1,4 +1,5 @@
-"""`selfplay eval`: a trained policy against the random player or a frozen snapshot.
+"""`selfplay eval`: a trained policy against the random player, the scripted tactical
+bot, or a frozen snapshot.
 
 Half the games are played from each seat (first/second player), so a result can't
 hide a policy that only wins when it moves first. The policy acts greedily by
@@ -15,11 +16,14 @@ import numpy as np
 import torch
 
 from actors.policies import BUILTIN_RANDOM
+from actors.scripted import tactical_action
 from cluster.codec import decode_weights, weights_spec
 from cluster.config import JobConfig
 from cluster.nets import PolicyValueNet, act, build_net, random_legal_actions
 from envs.pettingzoo_adapter import Game, outcome_for
 from learner.checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+TACTICAL = "tactical"
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,13 @@ def load_snapshot(run_dir: Path, player_id: str, template: PolicyValueNet) -> Po
 def play_games(
     config: JobConfig,
     policy: PolicyValueNet,
-    opponent: PolicyValueNet | None,
+    opponent: PolicyValueNet | str,
     games: int,
     seed: int = 0,
     greedy: bool = True,
 ) -> tuple[int, int, int]:
-    """(wins, draws, losses) of `policy` against `opponent` (None = random player)."""
+    """(wins, draws, losses) of `policy` against a net or a scripted "random" /
+    "tactical" player."""
     env = config.env
     game = Game(env.name, env.api, env.kwargs)
     agents = game.spec.agents
@@ -86,15 +91,18 @@ def play_games(
             chosen = {}
             for agent in game.to_act():
                 obs, mask = game.observe(agent)
-                net = policy if agent == me else opponent
                 mask_b = None if mask is None else mask[None]
-                if net is None:
+                if agent == me:
+                    chosen[agent] = int(act(policy, obs[None], mask_b, gen, greedy=greedy)[0][0])
+                elif opponent == BUILTIN_RANDOM:
                     chosen[agent] = int(
                         random_legal_actions(mask_b, game.spec.num_actions, rng, 1)[0]
                     )
+                elif opponent == TACTICAL:
+                    chosen[agent] = tactical_action(game, agent, rng)
                 else:
-                    a, _, _ = act(net, obs[None], mask_b, gen, greedy=greedy and net is policy)
-                    chosen[agent] = int(a[0])
+                    assert isinstance(opponent, PolicyValueNet)
+                    chosen[agent] = int(act(opponent, obs[None], mask_b, gen)[0][0])
             game.step(chosen)
         outcome = outcome_for(game.returns, me, other)
         wins += outcome == "a_win"
@@ -118,11 +126,14 @@ def evaluate(
     if policy_id is not None:
         policy = load_snapshot(run_dir, policy_id, policy)
         version = int(policy_id.rsplit("@v", 1)[-1])
-    if opponent == BUILTIN_RANDOM:
-        opp_net = None
+    opp: PolicyValueNet | str
+    if opponent in (BUILTIN_RANDOM, TACTICAL):
+        opp = opponent
     elif opponent.startswith("snapshot:"):
-        opp_net = load_snapshot(run_dir, opponent.split(":", 1)[1], policy)
+        opp = load_snapshot(run_dir, opponent.split(":", 1)[1], policy)
     else:
-        raise ValueError(f"--opponent must be 'random' or 'snapshot:ID', got {opponent!r}")
-    wins, draws, losses = play_games(config, policy, opp_net, games, seed, greedy)
+        raise ValueError(
+            f"--opponent must be 'random', 'tactical' or 'snapshot:ID', got {opponent!r}"
+        )
+    wins, draws, losses = play_games(config, policy, opp, games, seed, greedy)
     return EvalResult(games, wins, draws, losses, opponent, version)

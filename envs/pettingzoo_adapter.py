@@ -11,6 +11,7 @@ with "observation" and "action_mask".
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -146,6 +147,21 @@ class Game:
         for agent, reward in rewards.items():
             self.returns[agent] += reward
         return rewards
+
+    def clone(self) -> Game:
+        """An independent copy to look ahead in (scripted bots). PettingZoo envs pickle
+        through EzPickle, which rebuilds a *fresh* env from the constructor args, so
+        deepcopy loses the game state: the bare env's __dict__ is copied instead. The
+        copy runs without wrappers; they only police misuse (illegal or out-of-turn
+        moves), which look-ahead never makes."""
+        raw = self._env.unwrapped
+        twin_env = object.__new__(type(raw))
+        twin_env.__dict__.update(copy.deepcopy(raw.__dict__))
+        twin = copy.copy(self)
+        twin._env = twin_env
+        twin._obs = copy.deepcopy(self._obs)
+        twin.returns = dict(self.returns)
+        return twin
 
     def _agent_finished(self, agent: str) -> bool:
         env = self._env
