@@ -119,7 +119,7 @@ def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
 
     table = selfplay("league", "table", "--run", str(run_dir), "--json")
     assert table.returncode == 0, table.stderr
-    rows = {r["player_id"]: r for r in json.loads(table.stdout)["players"]}
+    rows = {r["player"]: r for r in json.loads(table.stdout)["players"]}
     assert rows["random"]["elo"] == 0.0
     assert any(r["rated"] for pid, r in rows.items() if pid.startswith("main@v"))
 
