@@ -104,6 +104,9 @@ class Learner:
         self._last_checkpoint = time.monotonic()
         self._last_claim = time.monotonic()
         self._last_update_end: float | None = None
+        # Validated chunks (and their stream ids) waiting for the next update.
+        self._ids: list[str] = []
+        self._chunks: list[TrajectoryChunk] = []
         # Policy lag of recently trained chunks (for the status line and benchmarks).
         self.lags: deque[int] = deque(maxlen=10_000)
 
@@ -165,22 +168,28 @@ class Learner:
         if stale:
             self.counters.chunks_dropped_lag += self.stream.ack(stale, "dropped_lag")
 
-    def run(self, should_stop: Callable[[], bool]) -> LearnerCounters:
+    def step(self, block_ms: int = 100) -> bool:
+        """One turn of the loop: reclaim stale chunks now and then, read what is
+        there, train once a batch is full. True if it trained."""
         cfg = self.config
         want = cfg.algorithm.batch_chunks
-        self._ids, self._chunks = [], []
+        if time.monotonic() - self._last_claim > cfg.transport.claim_idle_ms / 1000:
+            self._last_claim = time.monotonic()
+            self._collect(self.stream.claim_stale(self.consumer, cfg.transport.claim_idle_ms))
+        if len(self._chunks) < want:
+            self._collect(self.stream.read(self.consumer, want - len(self._chunks), block_ms))
+        if len(self._chunks) < want:
+            return False
+        self.train_step(self._ids[:want], self._chunks[:want])
+        self._ids, self._chunks = self._ids[want:], self._chunks[want:]
+        if time.monotonic() - self._last_checkpoint > cfg.checkpoints.every_seconds:
+            self.checkpoint()
+        return True
+
+    def run(self, should_stop: Callable[[], bool]) -> LearnerCounters:
         self.start()
         while not should_stop():
-            if time.monotonic() - self._last_claim > cfg.transport.claim_idle_ms / 1000:
-                self._last_claim = time.monotonic()
-                self._collect(self.stream.claim_stale(self.consumer, cfg.transport.claim_idle_ms))
-            if len(self._chunks) < want:
-                self._collect(self.stream.read(self.consumer, want - len(self._chunks), 100))
-                continue
-            self.train_step(self._ids[:want], self._chunks[:want])
-            self._ids, self._chunks = self._ids[want:], self._chunks[want:]
-            if time.monotonic() - self._last_checkpoint > cfg.checkpoints.every_seconds:
-                self.checkpoint()
+            self.step()
         self.checkpoint()
         return self.counters
 

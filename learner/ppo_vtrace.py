@@ -112,6 +112,10 @@ def update(
                 bootstrap_obs=batch.bootstrap_obs[idx],
             )
             loss, stats = ppo_loss(net, mb, vs[:, idx], adv[:, idx], old_logp[:, idx], cfg)
+            if not torch.isfinite(loss):
+                # Inputs are checked finite by the codec, so this is divergence: stop
+                # before NaN weights are published (the last checkpoint stays good).
+                raise FloatingPointError(f"non-finite loss {stats}; lower algorithm.lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             stats["grad_norm"] = float(

@@ -101,15 +101,11 @@ def test_learner_trains_acks_publishes_and_actor_adopts(
 ) -> None:
     cfg = small_config(eval_fraction=0.2)
     learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
-    learner._ids, learner._chunks = [], []
     start_version = learner.counters.version
     for _ in range(6):
         worker.run(lambda: False, max_steps=60)
-        learner._collect(stream.read(learner.consumer, 1000, 0))
-        while len(learner._chunks) >= cfg.algorithm.batch_chunks:
-            n = cfg.algorithm.batch_chunks
-            learner.train_step(learner._ids[:n], learner._chunks[:n])
-            learner._ids, learner._chunks = learner._ids[n:], learner._chunks[n:]
+        while learner.step(block_ms=0):
+            pass
         worker.pool.refresh_learner()
     assert learner.counters.version > start_version + 2
     assert worker.pool.learner_version > start_version
@@ -134,11 +130,11 @@ def test_bad_chunks_go_to_dead_letters_and_stale_ones_are_counted(
         update={"transport": small_config().transport.model_copy(update={"max_policy_lag": 0})}
     )
     learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
-    learner._ids, learner._chunks = [], []
     worker.run(lambda: False, max_steps=40)
     stream.add([b"garbage", b"\x00" * 64])
     learner.publish()  # now every chunk the worker made is 1 version behind: lag 1 > 0
-    learner._collect(stream.read(learner.consumer, 1000, 0))
+    while stream.stats()["length"] > 0:  # every chunk is stale or bad: none is trained
+        assert not learner.step(block_ms=0)
     assert learner.counters.chunks_rejected == 2
     assert learner.counters.chunks_dropped_lag == worker.stats.chunks_sent
     dead = stream.dead_letters()
