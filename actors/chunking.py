@@ -19,7 +19,6 @@ class ChunkBuilder:
         obs_dim: int,
         num_actions: int,
         chunk_length: int,
-        has_mask: bool,
         start_sequence: int = 0,
     ):
         self.job, self.actor_id, self.env_index = job, actor_id, env_index
@@ -27,7 +26,9 @@ class ChunkBuilder:
         self.sequence = start_sequence
         t = chunk_length
         self._obs = np.zeros((t, obs_dim), np.float32)
-        self._mask = np.ones((t, num_actions), np.uint8) if has_mask else None
+        # Discrete chunks always carry a mask (all legal when the env has none), so the
+        # learner sees one wire format per job.
+        self._mask = np.ones((t, num_actions), np.uint8)
         self._actions = np.zeros(t, np.int64)
         self._rewards = np.zeros(t, np.float32)
         self._dones = np.zeros(t, np.bool_)
@@ -53,7 +54,7 @@ class ChunkBuilder:
     ) -> None:
         i = self._n
         self._obs[i] = obs
-        if self._mask is not None and mask is not None:
+        if mask is not None:
             self._mask[i] = mask
         self._actions[i] = action
         self._logp[i] = logp
@@ -68,7 +69,7 @@ class ChunkBuilder:
         assert self.full, "chunk is not full yet"
         chunk = TrajectoryChunk(
             obs=self._obs.copy(),
-            action_mask=None if self._mask is None else self._mask.copy(),
+            action_mask=self._mask.copy(),
             actions=self._actions.copy(),
             rewards=self._rewards.copy(),
             dones=self._dones.copy(),

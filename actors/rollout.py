@@ -113,7 +113,6 @@ class RolloutWorker:
                         spec.obs_dim,
                         spec.num_actions,
                         actors.chunk_length,
-                        spec.has_mask,
                     )
                 )
                 for j, agent in enumerate(spec.agents)

@@ -156,9 +156,17 @@ class Learner:
             try:
                 chunk = decode_chunk(data, self.spec, job=self.config.job)
             except CodecError as exc:
-                log.warning("rejected chunk %s: %s", entry_id, exc)
                 self.stream.dead_letter(entry_id, data, str(exc))
                 self.counters.chunks_rejected += 1
+                n = self.counters.chunks_rejected
+                if n <= 10 or n % 1000 == 0:  # loud, but not one line per chunk
+                    log.warning(
+                        "rejected chunk %s (%d so far, kept in dead:%s): %s",
+                        entry_id,
+                        n,
+                        self.config.job,
+                        exc,
+                    )
                 continue
             if version - chunk.policy_version > lag_limit:
                 stale.append(entry_id)
