@@ -165,14 +165,16 @@ def test_parallel_game_without_masks_trains(
     redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
 ) -> None:
     """rock-paper-scissors: simultaneous moves, one-hot observations, no action mask."""
-    cfg = parse_config({
-        "job": "rpstest",
-        "env": {"name": "pettingzoo.classic.rps_v2", "api": "parallel"},
-        "model": {"hidden": [16]},
-        "algorithm": {"batch_chunks": 4, "minibatches": 2, "epochs": 1},
-        "actors": {"envs_per_actor": 4, "chunk_length": 8},
-        "transport": {"max_stream_length": 10_000},
-    })
+    cfg = parse_config(
+        {
+            "job": "rpstest",
+            "env": {"name": "pettingzoo.classic.rps_v2", "api": "parallel"},
+            "model": {"hidden": [16]},
+            "algorithm": {"batch_chunks": 4, "minibatches": 2, "epochs": 1},
+            "actors": {"envs_per_actor": 4, "chunk_length": 8},
+            "transport": {"max_stream_length": 10_000},
+        }
+    )
     learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
     worker.run(lambda: False, max_steps=100)
     trained = 0

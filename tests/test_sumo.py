@@ -1,0 +1,177 @@
+"""MuJoCo sumo env: PettingZoo API conformance, rules, shaping anneal, determinism."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from functools import partial
+
+import numpy as np
+import pytest
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+from envs.sumo import SumoEnv, env, parallel_env
+from envs.sumo.rules import Outcome, judge
+
+BODIES = [("disc", "disc"), ("ant", "ant"), ("ant", "disc")]
+
+
+def _zeros(e: SumoEnv) -> dict[str, np.ndarray]:
+    return {a: np.zeros(e.action_space(a).shape, np.float32) for a in e.agents}
+
+
+def _random(e: SumoEnv) -> dict[str, np.ndarray]:
+    return {a: e.action_space(a).sample() for a in e.agents}
+
+
+@pytest.mark.parametrize("bodies", [("disc", "disc"), ("ant", "ant")])
+def test_parallel_api(bodies: tuple[str, str]) -> None:
+    parallel_api_test(parallel_env(bodies=bodies, max_steps=60), num_cycles=200)
+
+
+def test_parallel_seed() -> None:
+    parallel_seed_test(partial(parallel_env, bodies=("ant", "disc"), max_steps=40), num_cycles=80)
+
+
+def test_aec_constructor_steps() -> None:
+    aec = env(bodies=("disc", "disc"), max_steps=5)
+    aec.reset(seed=0)
+    for agent in aec.agent_iter(max_iter=40):
+        _, _, term, trunc, _ = aec.last()
+        aec.step(None if term or trunc else aec.action_space(agent).sample())
+    assert not aec.agents
+
+
+@pytest.mark.parametrize("bodies", BODIES)
+def test_bodies_build_step_and_shapes(bodies: tuple[str, str]) -> None:
+    e = SumoEnv(bodies=bodies, max_steps=30)
+    obs, _ = e.reset(seed=3)
+    e.action_space("agent_0").seed(3)
+    e.action_space("agent_1").seed(4)
+    while e.agents:
+        for agent, o in obs.items():
+            assert o.dtype == np.float32 and e.observation_space(agent).contains(o)
+            assert np.all(np.isfinite(o))
+        obs, *_ = e.step(_random(e))
+    sizes = {"disc": (34, 2), "ant": (98, 8)}
+    for agent, kind in zip(("agent_0", "agent_1"), bodies, strict=True):
+        assert e.observation_space(agent).shape == (sizes[kind][0],)
+        assert e.action_space(agent).shape == (sizes[kind][1],)
+
+
+def test_time_limit_is_draw() -> None:
+    e = SumoEnv(bodies=("disc", "disc"), max_steps=25, draw_reward=-0.25, shaping_steps=0)
+    e.reset(seed=0)
+    steps = 0
+    while e.agents:
+        _, rewards, terms, truncs, infos = e.step(_zeros(e))
+        steps += 1
+    assert steps == 25
+    assert all(truncs.values()) and not any(terms.values())
+    assert infos["agent_0"]["winner"] is None and infos["agent_0"]["reason"] == "time_limit"
+    assert rewards == {"agent_0": -0.25, "agent_1": -0.25}
+
+
+def test_push_out_after_contact_wins() -> None:
+    e = SumoEnv(bodies=("disc", "disc"), shaping_steps=0)
+    e.reset(seed=0)
+    # Overlapping discs (radius 0.3 each) touch on the next step.
+    e.set_torso_xy("agent_0", (-0.28, 0.0))
+    e.set_torso_xy("agent_1", (0.28, 0.0))
+    obs, _, terms, _, _ = e.step(_zeros(e))
+    assert not any(terms.values()) and obs["agent_0"][-2] == 1.0  # touching flag
+    e.set_torso_xy("agent_1", (e.radius + 0.5, 0.0))
+    _, rewards, terms, _, infos = e.step(_zeros(e))
+    assert all(terms.values()) and not e.agents
+    assert infos["agent_1"]["winner"] == "agent_0"
+    assert infos["agent_1"]["reason"] == "out_of_ring"
+    assert rewards == {"agent_0": 1.0, "agent_1": -1.0}
+
+
+def test_out_without_contact_is_draw() -> None:
+    e = SumoEnv(bodies=("disc", "disc"), shaping_steps=0, draw_reward=0.0)
+    e.reset(seed=0)
+    e.set_torso_xy("agent_0", (0.0, -e.radius - 0.5))
+    _, rewards, terms, _, infos = e.step(_zeros(e))
+    assert all(terms.values())
+    assert infos["agent_0"]["winner"] is None
+    assert infos["agent_0"]["reason"] == "out_of_ring_without_contact"
+    assert rewards == {"agent_0": 0.0, "agent_1": 0.0}
+
+
+def test_judge_fall_and_both_lost() -> None:
+    assert judge((False, False), (False, True), touched=True) == Outcome(0, "fell")
+    assert judge((True, True), (False, False), touched=True) == Outcome(None, "both_lost")
+    assert judge((False, False), (False, False), touched=True) is None
+
+
+def test_shaping_anneals_to_zero() -> None:
+    e = SumoEnv(bodies=("ant", "disc"), shaping_steps=10, max_steps=8)
+    e.reset(seed=0)
+    weights = []
+    for _ in range(14):
+        if not e.agents:
+            e.reset()
+        _, rewards, _, _, infos = e.step(_random(e))
+        terms = infos["agent_0"]["reward_terms"]
+        weights.append(terms["shaping_weight"])
+        parts = sum(v for k, v in terms.items() if k != "shaping_weight")
+        assert rewards["agent_0"] == pytest.approx(parts)
+    assert weights[0] == 1.0 and weights[5] == pytest.approx(0.5)
+    assert all(w == 0.0 for w in weights[10:])  # counted across the reset at step 8
+    assert terms["upright"] == terms["approach"] == terms["push"] == 0.0
+    assert np.all(np.diff(weights) <= 0)
+
+
+def test_deterministic_given_seed() -> None:
+    def rollout(seed: int) -> list[np.ndarray]:
+        e = SumoEnv(bodies=("ant", "ant"), max_steps=40, seed=seed)
+        obs, info = e.reset(seed=seed)
+        act_rng = np.random.default_rng(0)
+        out = [obs["agent_0"], np.array([info["agent_0"]["ring_radius"]])]
+        while e.agents:
+            acts = {a: act_rng.uniform(-1, 1, e.action_space(a).shape) for a in e.agents}
+            obs, rewards, *_ = e.step(acts)
+            out += [obs["agent_1"], np.array([rewards["agent_1"]])]
+        return out
+
+    a, b, c = rollout(7), rollout(7), rollout(8)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_ring_radius_drawn_in_range() -> None:
+    e = SumoEnv(bodies=("disc", "disc"), ring_radius=(1.0, 2.0), seed=1)
+    radii = [e.reset()[1]["agent_0"]["ring_radius"] for _ in range(20)]
+    assert all(1.0 <= r <= 2.0 for r in radii) and len(set(radii)) > 1
+    assert e.model.geom_size[e._ring_geom, 0] == radii[-1]
+
+
+_RENDER_SCRIPT = """
+from envs.sumo import SumoEnv
+e = SumoEnv(bodies=("ant", "disc"), render_mode="rgb_array", render_size=64)
+e.reset(seed=0)
+frame = e.render()
+e.close()
+assert frame.shape == (64, 64, 3) and frame.std() > 0, frame.shape
+print("ok")
+"""
+
+
+def test_render_rgb_array() -> None:
+    # MuJoCo picks its GL backend at import, so render in a child process with a headless
+    # backend (osmesa unless MUJOCO_GL says otherwise) instead of this test process.
+    gl = os.environ.get("MUJOCO_GL", "osmesa")
+    child_env = {**os.environ, "MUJOCO_GL": gl, "PYOPENGL_PLATFORM": gl}
+    proc = subprocess.run(
+        [sys.executable, "-c", _RENDER_SCRIPT], env=child_env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        if "AssertionError" in proc.stderr:
+            pytest.fail(proc.stderr[-2000:])
+        pytest.skip(
+            f"MuJoCo offscreen rendering with MUJOCO_GL={gl} unavailable: "
+            f"{proc.stderr.strip().splitlines()[-1:]} (try apt-get install libosmesa6)"
+        )
+    assert proc.stdout.strip() == "ok"
