@@ -86,6 +86,13 @@ return {res[1], entries, gone}
 """
 
 
+def every_chunk_accounted_for(stats: dict[str, int]) -> bool:
+    """The stream's invariant: each chunk ever added was trained on, dropped for lag,
+    rejected, or is still in the stream (unread or pending); none counted twice."""
+    settled = stats["chunks_consumed"] + stats["chunks_dropped_lag"] + stats["chunks_rejected"]
+    return stats["chunks_added"] == settled + stats["length"]
+
+
 class BackPressureTimeout(TimeoutError):
     """The stream stayed full for the whole timeout: the learner is not keeping up."""
 

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from cluster.streams import every_chunk_accounted_for
 from league.store import LeagueStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,15 +51,6 @@ def wait_for(condition: object, timeout_s: float, proc: subprocess.Popen[str]) -
         time.sleep(0.5)
 
 
-def balanced(stream: dict[str, int]) -> bool:
-    return stream["chunks_added"] == (
-        stream["chunks_consumed"]
-        + stream["chunks_dropped_lag"]
-        + stream["chunks_rejected"]
-        + stream["length"]
-    )
-
-
 def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
     run_dir = tmp_path / "c4"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -81,7 +73,7 @@ def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
     assert proc.returncode == 0, err[-3000:]
     first = json.loads(out)
     assert first["learner"]["version"] >= 6
-    assert balanced(first["stream"])
+    assert every_chunk_accounted_for(first["stream"])
     assert (run_dir / "checkpoints" / "learner.safetensors").exists()
     players_before = {p.id for p in LeagueStore(run_dir / "league.db", readonly=True).players()}
     assert {"random", "main", "main@v3", "main@v6"} <= players_before
@@ -99,7 +91,7 @@ def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
     assert second["learner"]["steps_trained"] > first["learner"]["steps_trained"]
     # Same Redis (AOF) and league: counters continue, every chunk is accounted for.
     assert second["stream"]["chunks_added"] > first["stream"]["chunks_added"]
-    assert balanced(second["stream"])
+    assert every_chunk_accounted_for(second["stream"])
     players_after = {p.id for p in LeagueStore(run_dir / "league.db", readonly=True).players()}
     assert players_before <= players_after
 

@@ -15,7 +15,7 @@ from actors.policies import PolicyPool
 from actors.rollout import RolloutWorker
 from cluster.codec import ChunkSpec, decode_chunk
 from cluster.config import JobConfig, parse_config
-from cluster.streams import TrajectoryStream
+from cluster.streams import TrajectoryStream, every_chunk_accounted_for
 from cluster.weights import WeightStore
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
@@ -111,12 +111,7 @@ def test_learner_trains_acks_publishes_and_actor_adopts(
     assert worker.pool.learner_version > start_version
     stats = stream.stats()
     assert stats["chunks_consumed"] == learner.counters.chunks_trained
-    assert stats["chunks_added"] == (
-        stats["chunks_consumed"]
-        + stats["chunks_dropped_lag"]
-        + stats["chunks_rejected"]
-        + stats["length"]
-    )
+    assert every_chunk_accounted_for(stats)
     snapshots = [p.id for p in league.players() if p.kind == "snapshot"]
     assert snapshots and all(
         (tmp_path / "snapshots" / f"{s}.safetensors").exists() for s in snapshots

@@ -8,16 +8,7 @@ import pytest
 import redis
 
 from cluster.redis import RedisEndpoint
-from cluster.streams import BackPressureTimeout, TrajectoryStream
-
-
-def balanced(stats: dict[str, int]) -> bool:
-    return stats["chunks_added"] == (
-        stats["chunks_consumed"]
-        + stats["chunks_dropped_lag"]
-        + stats["chunks_rejected"]
-        + stats["length"]
-    )
+from cluster.streams import BackPressureTimeout, TrajectoryStream, every_chunk_accounted_for
 
 
 @pytest.fixture
@@ -47,7 +38,7 @@ def test_add_read_ack_accounting(stream: TrajectoryStream) -> None:
     assert stats["chunks_consumed"] == 2 and stats["steps_consumed"] == 16
     assert stats["chunks_dropped_lag"] == 1
     assert stats["length"] == 2 and stats["pending"] == 2
-    assert balanced(stats)
+    assert every_chunk_accounted_for(stats)
 
 
 def test_stats_of_a_fresh_job(redis_client: redis.Redis) -> None:
@@ -91,7 +82,9 @@ def test_back_pressure_blocks_until_the_learner_acks(stream: TrajectoryStream) -
     assert added.wait(10), errors
     thread.join(10)
     stats = stream.stats()
-    assert stats["length"] == 10 and stats["chunks_added"] == 11 and balanced(stats)
+    assert (
+        stats["length"] == 10 and stats["chunks_added"] == 11 and every_chunk_accounted_for(stats)
+    )
 
 
 def test_should_stop_ends_the_wait_without_adding(stream: TrajectoryStream) -> None:
@@ -122,7 +115,7 @@ def test_claim_from_a_dead_consumer(stream: TrajectoryStream) -> None:
     assert stream.ack([eid for eid, _ in claimed], "consumed", steps_per_id=[5, 5, 5]) == 2
     stats = stream.stats()
     assert stats["chunks_consumed"] == 3 and stats["steps_consumed"] == 15
-    assert stats["length"] == 0 and stats["pending"] == 0 and balanced(stats)
+    assert stats["length"] == 0 and stats["pending"] == 0 and every_chunk_accounted_for(stats)
 
 
 def test_claim_skips_entries_deleted_meanwhile(
@@ -166,7 +159,12 @@ def test_racing_acks_are_counted_once(
     assert sum(totals) == 200
     stats = big.stats()
     settled = stats["chunks_consumed"] + stats["chunks_dropped_lag"] + stats["chunks_rejected"]
-    assert settled == 200 and stats["length"] == 0 and stats["pending"] == 0 and balanced(stats)
+    assert (
+        settled == 200
+        and stats["length"] == 0
+        and stats["pending"] == 0
+        and every_chunk_accounted_for(stats)
+    )
 
 
 def test_dead_letters_are_kept(stream: TrajectoryStream) -> None:
@@ -179,7 +177,7 @@ def test_dead_letters_are_kept(stream: TrajectoryStream) -> None:
     assert payload == bad and reason == "chunk is not valid safetensors" and original == bad_id
     stats = stream.stats()
     assert stats["dead_letters"] == 1 and stats["chunks_rejected"] == 1
-    assert stats["length"] == 0 and balanced(stats)
+    assert stats["length"] == 0 and every_chunk_accounted_for(stats)
 
 
 def test_read_recreates_a_vanished_group(
