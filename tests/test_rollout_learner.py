@@ -113,6 +113,7 @@ def test_learner_trains_acks_publishes_and_actor_adopts(
     assert stats["chunks_consumed"] == learner.counters.chunks_trained
     assert every_chunk_accounted_for(stats)
     snapshots = [p.id for p in league.players() if p.kind == "snapshot"]
+    worker.league.close()
     assert snapshots and all(
         (tmp_path / "snapshots" / f"{s}.safetensors").exists() for s in snapshots
     )
@@ -134,6 +135,7 @@ def test_bad_chunks_go_to_dead_letters_and_stale_ones_are_counted(
     assert learner.counters.chunks_dropped_lag == worker.stats.chunks_sent
     dead = stream.dead_letters()
     assert len(dead) == 2 and all("not valid safetensors" in reason for _, _, reason, _ in dead)
+    worker.league.close()
     stats = stream.stats()
     assert stats["length"] == 0 and stats["chunks_rejected"] == 2
 
@@ -175,5 +177,6 @@ def test_parallel_game_without_masks_trains(
     trained = 0
     while learner.step(block_ms=0):
         trained += 1
+    worker.league.close()
     assert trained > 0 and learner.counters.chunks_rejected == 0
     assert stream.stats()["chunks_rejected"] == 0
