@@ -20,6 +20,7 @@ class ChunkBuilder:
         num_actions: int,
         chunk_length: int,
         start_sequence: int = 0,
+        continuous: bool = False,
     ):
         self.job, self.actor_id, self.env_index = job, actor_id, env_index
         self.length = chunk_length
@@ -27,9 +28,11 @@ class ChunkBuilder:
         t = chunk_length
         self._obs = np.zeros((t, obs_dim), np.float32)
         # Discrete chunks always carry a mask (all legal when the env has none), so the
-        # learner sees one wire format per job.
-        self._mask = np.ones((t, num_actions), np.uint8)
-        self._actions = np.zeros(t, np.int64)
+        # learner sees one wire format per job; continuous ones carry float actions.
+        self._mask = None if continuous else np.ones((t, num_actions), np.uint8)
+        self._actions = (
+            np.zeros((t, num_actions), np.float32) if continuous else np.zeros(t, np.int64)
+        )
         self._rewards = np.zeros(t, np.float32)
         self._dones = np.zeros(t, np.bool_)
         self._logp = np.zeros(t, np.float32)
@@ -45,7 +48,7 @@ class ChunkBuilder:
         self,
         obs: np.ndarray,
         mask: np.ndarray | None,
-        action: int,
+        action: int | np.ndarray,
         logp: float,
         value: float,
         version: int,
@@ -54,7 +57,7 @@ class ChunkBuilder:
     ) -> None:
         i = self._n
         self._obs[i] = obs
-        if mask is not None:
+        if mask is not None and self._mask is not None:
             self._mask[i] = mask
         self._actions[i] = action
         self._logp[i] = logp
@@ -69,7 +72,7 @@ class ChunkBuilder:
         assert self.full, "chunk is not full yet"
         chunk = TrajectoryChunk(
             obs=self._obs.copy(),
-            action_mask=self._mask.copy(),
+            action_mask=None if self._mask is None else self._mask.copy(),
             actions=self._actions.copy(),
             rewards=self._rewards.copy(),
             dones=self._dones.copy(),

@@ -20,7 +20,7 @@ from actors.scripted import tactical_action
 from cluster.codec import decode_weights, weights_spec
 from cluster.config import JobConfig
 from cluster.nets import PolicyValueNet, act, build_net, random_legal_actions
-from envs.pettingzoo_adapter import Game, outcome_for
+from envs.pettingzoo_adapter import Game
 from learner.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 TACTICAL = "tactical"
@@ -50,9 +50,9 @@ class EvalResult:
 
 
 def load_policy(
-    run_dir: Path, config: JobConfig, obs_dim: int, num_actions: int
+    run_dir: Path, config: JobConfig, obs_dim: int, num_actions: int, continuous: bool = False
 ) -> tuple[PolicyValueNet, int]:
-    net = build_net(config.model, obs_dim, num_actions)
+    net = build_net(config.model, obs_dim, num_actions, continuous)
     meta = load_checkpoint(run_dir / "checkpoints" / CHECKPOINT_NAME, net)
     return net.eval(), int(meta["counters"]["version"])
 
@@ -93,18 +93,19 @@ def play_games(
                 obs, mask = game.observe(agent)
                 mask_b = None if mask is None else mask[None]
                 if agent == me:
-                    chosen[agent] = int(act(policy, obs[None], mask_b, gen, greedy=greedy)[0][0])
+                    action = act(policy, obs[None], mask_b, gen, greedy=greedy)[0][0]
                 elif opponent == BUILTIN_RANDOM:
-                    chosen[agent] = int(
-                        random_legal_actions(mask_b, game.spec.num_actions, rng, 1)[0]
-                    )
+                    action = random_legal_actions(
+                        mask_b, game.spec.num_actions, rng, 1, game.spec.continuous
+                    )[0]
                 elif opponent == TACTICAL:
-                    chosen[agent] = tactical_action(game, agent, rng)
+                    action = tactical_action(game, agent, rng)
                 else:
                     assert isinstance(opponent, PolicyValueNet)
-                    chosen[agent] = int(act(opponent, obs[None], mask_b, gen)[0][0])
+                    action = act(opponent, obs[None], mask_b, gen)[0][0]
+                chosen[agent] = action if game.spec.continuous else int(action)
             game.step(chosen)
-        outcome = outcome_for(game.returns, me, other)
+        outcome = game.outcome(me, other)
         wins += outcome == "a_win"
         losses += outcome == "b_win"
         draws += outcome == "draw"
@@ -122,7 +123,7 @@ def evaluate(
 ) -> EvalResult:
     """`policy_id` None plays the latest checkpoint, else a snapshot ("main@v100")."""
     spec = Game(config.env.name, config.env.api, config.env.kwargs).spec
-    policy, version = load_policy(run_dir, config, spec.obs_dim, spec.num_actions)
+    policy, version = load_policy(run_dir, config, spec.obs_dim, spec.num_actions, spec.continuous)
     if policy_id is not None:
         policy = load_snapshot(run_dir, policy_id, policy)
         version = int(policy_id.rsplit("@v", 1)[-1])

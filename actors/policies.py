@@ -33,10 +33,11 @@ class PolicyPool:
         model: ModelConfig,
         obs_dim: int,
         num_actions: int,
+        continuous: bool = False,
         cache_size: int = 64,  # frozen nets kept built; reloading one costs ~ms
     ):
         self._store, self.lineage = store, lineage
-        self._make = lambda: build_net(model, obs_dim, num_actions).eval()
+        self._make = lambda: build_net(model, obs_dim, num_actions, continuous).eval()
         self.learner = self._make()
         self._expected = weights_spec(self.learner.state_dict())
         self.learner_version = 0

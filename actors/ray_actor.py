@@ -45,6 +45,7 @@ class RolloutActor:
             config.model,
             spec.obs_dim,
             spec.num_actions,
+            spec.continuous,
         )
         stream = TrajectoryStream(client, config.job, config.transport.max_stream_length)
         self.link = LeagueLink(

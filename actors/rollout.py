@@ -31,7 +31,7 @@ from cluster.codec import encode_chunk
 from cluster.config import JobConfig
 from cluster.nets import act, random_legal_actions
 from cluster.streams import TrajectoryStream
-from envs.pettingzoo_adapter import Game, outcome_for
+from envs.pettingzoo_adapter import Game
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ LEARNER = "__learner__"  # policy key of the learning side in a slot's seat map
 class _Pending:
     obs: np.ndarray
     mask: np.ndarray | None
-    action: int
+    action: int | np.ndarray
     logp: float
     value: float
     version: int
@@ -113,6 +113,7 @@ class RolloutWorker:
                         spec.obs_dim,
                         spec.num_actions,
                         actors.chunk_length,
+                        continuous=spec.continuous,
                     )
                 )
                 for j, agent in enumerate(spec.agents)
@@ -158,7 +159,7 @@ class RolloutWorker:
                 slot.match_id,
                 player_a,
                 player_b,
-                outcome_for(slot.game.returns, agent_a, agent_b),
+                slot.game.outcome(agent_a, agent_b),
                 a_version=self.pool.learner_version if slot.kind == "training" else 0,
                 kind=slot.kind,
                 steps=slot.steps,
@@ -190,17 +191,19 @@ class RolloutWorker:
                 obs, mask = slot.game.observe(agent)
                 groups.setdefault(slot.seats[agent], []).append((slot, agent, obs, mask))
 
-        actions: dict[int, dict[str, int]] = {}
+        actions: dict[int, dict[str, int | np.ndarray]] = {}
         for key, rows in groups.items():
             obs = np.stack([r[2] for r in rows])
             masks = None if rows[0][3] is None else np.stack([r[3] for r in rows])
             if key == BUILTIN_RANDOM:
-                chosen = random_legal_actions(masks, self.spec.num_actions, self.rng, len(rows))
+                chosen = random_legal_actions(
+                    masks, self.spec.num_actions, self.rng, len(rows), self.spec.continuous
+                )
             else:
                 net = self.pool.learner if key == LEARNER else self.pool.frozen(key)
                 chosen, logp, values = act(net, obs, masks, self.torch_gen)
             for j, (slot, agent, o, m) in enumerate(rows):
-                a = int(chosen[j])
+                a = chosen[j] if self.spec.continuous else int(chosen[j])
                 actions.setdefault(id(slot), {})[agent] = a
                 if key == LEARNER and agent in slot.trained:
                     track = slot.tracks[agent]

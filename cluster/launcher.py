@@ -159,6 +159,7 @@ def run_job(
             spec.obs_dim,
             spec.num_actions,
             resume,
+            spec.continuous,
         )
         learner_run = learner.run.remote()
         actors = [

@@ -20,21 +20,26 @@ MASKED_LOGIT = -1e9
 
 
 class PolicyValueNet(nn.Module):
-    """A torso (MLP or conv) with a categorical policy head and a scalar value head."""
+    """A torso (MLP or conv) with a policy head and a scalar value head. The policy is
+    categorical over `num_actions` (discrete) or a diagonal Gaussian over `num_actions`
+    dimensions with a state-independent log-std (continuous, CleanRL's PPO choice)."""
 
-    def __init__(self, torso: nn.Module, width: int, num_actions: int):
+    def __init__(self, torso: nn.Module, width: int, num_actions: int, continuous: bool = False):
         super().__init__()
         self.torso = torso
+        self.continuous = continuous
         self.policy = nn.Linear(width, num_actions)
         self.value = nn.Linear(width, 1)
         # Small final policy layer: start near-uniform (as CleanRL/PPO practice).
         nn.init.orthogonal_(self.policy.weight, gain=0.01)
         nn.init.zeros_(self.policy.bias)
+        if continuous:
+            self.log_std = nn.Parameter(torch.full((num_actions,), -0.5))
 
     def forward(
         self, obs: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (masked logits [B, A], values [B])."""
+        """Returns (masked logits [B, A] or Gaussian means [B, D], values [B])."""
         h = self.torso(obs)
         logits = self.policy(h)
         if mask is not None:
@@ -62,12 +67,13 @@ def _mlp(width: int, hidden: Sequence[int], act: type[nn.Module]) -> list[nn.Mod
     return layers
 
 
-def build_net(config: ModelConfig, obs_dim: int, num_actions: int) -> PolicyValueNet:
+def build_net(
+    config: ModelConfig, obs_dim: int, num_actions: int, continuous: bool = False
+) -> PolicyValueNet:
     act: type[nn.Module] = nn.ReLU if config.activation == "relu" else nn.Tanh
     if config.kind == "mlp":
-        return PolicyValueNet(
-            nn.Sequential(*_mlp(obs_dim, config.hidden, act)), config.hidden[-1], num_actions
-        )
+        torso = nn.Sequential(*_mlp(obs_dim, config.hidden, act))
+        return PolicyValueNet(torso, config.hidden[-1], num_actions, continuous)
     assert config.conv_input is not None  # checked by ModelConfig
     h, w, c = config.conv_input
     if h * w * c != obs_dim:
@@ -85,7 +91,19 @@ def build_net(config: ModelConfig, obs_dim: int, num_actions: int) -> PolicyValu
         channels = out
     layers.append(nn.Flatten())
     layers += _mlp(channels * h * w, config.hidden, act)
-    return PolicyValueNet(nn.Sequential(*layers), config.hidden[-1], num_actions)
+    return PolicyValueNet(nn.Sequential(*layers), config.hidden[-1], num_actions, continuous)
+
+
+def log_prob_entropy(
+    net: PolicyValueNet, out: torch.Tensor, actions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of `actions` and entropy, per row, from the policy head output."""
+    if net.continuous:
+        dist = torch.distributions.Normal(out, net.log_std.exp())
+        return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1)
+    logp_all = torch.log_softmax(out, dim=-1)
+    logp = logp_all.gather(-1, actions.reshape(-1, 1)).squeeze(-1)
+    return logp, -(logp_all.exp() * logp_all).sum(-1)
 
 
 @torch.no_grad()
@@ -96,23 +114,34 @@ def act(
     generator: torch.Generator,
     greedy: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Batched action selection: (actions int64, log-probs float32, values float32)."""
+    """Batched action selection: (actions int64 [B] or float32 [B, D], log-probs, values).
+    Continuous actions are the raw Gaussian samples; the env clips them to [-1, 1]."""
     obs_t = torch.from_numpy(obs)
     mask_t = None if mask is None else torch.from_numpy(mask)
-    logits, values = net(obs_t, mask_t)
-    logp_all = torch.log_softmax(logits, dim=-1)
-    if greedy:
-        actions = logits.argmax(dim=-1)
+    out, values = net(obs_t, mask_t)
+    if net.continuous:
+        noise = torch.randn(out.shape, generator=generator)
+        actions = out if greedy else out + net.log_std.exp() * noise
+    elif greedy:
+        actions = out.argmax(dim=-1)
     else:
-        actions = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(-1)
-    logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        probs = torch.softmax(out, dim=-1)
+        actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    logp, _ = log_prob_entropy(net, out, actions)
     return actions.numpy(), logp.numpy(), values.numpy()
 
 
 def random_legal_actions(
-    mask: np.ndarray | None, num_actions: int, rng: np.random.Generator, batch: int
+    mask: np.ndarray | None,
+    num_actions: int,
+    rng: np.random.Generator,
+    batch: int,
+    continuous: bool = False,
 ) -> np.ndarray:
-    """The uniform-random player: a legal action chosen uniformly (the Elo anchor)."""
+    """The uniform-random player: a legal action chosen uniformly (the Elo anchor);
+    for continuous actions, uniform in [-1, 1] per dimension."""
+    if continuous:
+        return rng.uniform(-1.0, 1.0, size=(batch, num_actions)).astype(np.float32)
     if mask is None:
         return rng.integers(0, num_actions, size=batch)
     # Random scores on legal entries; argmax picks a uniform legal action per row.

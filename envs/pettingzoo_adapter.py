@@ -29,9 +29,10 @@ class EnvConfigError(ValueError):
 class GameSpec:
     agents: tuple[str, ...]
     obs_dim: int
-    num_actions: int
+    num_actions: int  # discrete: number of actions; continuous: action dimensions
     has_mask: bool
     turn_based: bool
+    continuous: bool = False  # Box actions in [-1, 1] (e.g. MuJoCo sumo)
 
 
 def _resolve_factory(name: str, api: str) -> tuple[Callable[..., Any], bool]:
@@ -79,25 +80,31 @@ class Game:
             obs_dims.add(dim)
             masks.add(has_mask)
             space = self._env.action_space(agent)
-            if not isinstance(space, spaces.Discrete):
-                raise EnvConfigError(
-                    f"{name}: only discrete action spaces are supported, got {space}"
-                )
-            actions.add(int(space.n))
+            if isinstance(space, spaces.Discrete):
+                actions.add((int(space.n), False))
+            elif isinstance(space, spaces.Box) and len(space.shape) == 1:
+                if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
+                    raise EnvConfigError(f"{name}: Box actions must lie in [-1, 1], got {space}")
+                actions.add((int(space.shape[0]), True))
+            else:
+                raise EnvConfigError(f"{name}: unsupported action space {space}")
         if len(obs_dims) != 1 or len(actions) != 1:
             raise EnvConfigError(
                 f"{name}: agents differ in observation/action sizes; give each role its own policy"
             )
-        self.spec = GameSpec(agents, obs_dims.pop(), actions.pop(), masks.pop(), self._aec)
+        n_actions, continuous = actions.pop()
+        self.spec = GameSpec(agents, obs_dims.pop(), n_actions, masks.pop(), self._aec, continuous)
         # Discrete observations (e.g. rock-paper-scissors) are one-hot encoded.
         first_space = self._env.observation_space(agents[0])
         self._one_hot = isinstance(first_space, spaces.Discrete)
         self._obs: dict[str, Any] = {}
         self.done = True
         self.returns: dict[str, float] = {}
+        self.winner: str | None | bool = False
 
     def reset(self, seed: int | None = None) -> None:
         self.returns = {a: 0.0 for a in self.spec.agents}
+        self.winner: str | None | bool = False  # False: the env does not say
         if self._aec:
             self._env.reset(seed=seed)
         else:
@@ -123,7 +130,14 @@ class Game:
             return obs, None
         return np.asarray(raw, dtype=np.float32).reshape(-1), None
 
-    def step(self, actions: Mapping[str, int]) -> dict[str, float]:
+    def outcome(self, agent: str, other: str) -> str:
+        """ "a_win" / "b_win" / "draw" of agent (side a) against other, by the env's own
+        verdict when it gives one, else by episode returns."""
+        if self.winner is not False:
+            return "a_win" if self.winner == agent else "b_win" if self.winner == other else "draw"
+        return outcome_for(self.returns, agent, other)
+
+    def step(self, actions: Mapping[str, Any]) -> dict[str, float]:
         """Applies the actions of `to_act()`; returns each agent's reward for it."""
         env = self._env
         if self._aec:
@@ -139,9 +153,18 @@ class Game:
                     rewards[a] += float(env.rewards.get(a, 0.0))
                 self.done = self._aec_finished()
         else:
-            self._obs, raw_rewards, terms, truncs, _ = env.step(
-                {a: int(x) for a, x in actions.items()}
-            )
+            if self.spec.continuous:
+                moves = {
+                    a: np.clip(np.asarray(x, np.float32), -1.0, 1.0) for a, x in actions.items()
+                }
+            else:
+                moves = {a: int(x) for a, x in actions.items()}
+            self._obs, raw_rewards, terms, truncs, infos = env.step(moves)
+            # Envs that judge the game themselves (sumo) name the winner; returns
+            # would also count the shaping rewards.
+            for info in infos.values():
+                if isinstance(info, dict) and "winner" in info:
+                    self.winner = info["winner"]
             rewards = {a: float(raw_rewards.get(a, 0.0)) for a in self.spec.agents}
             self.done = not env.agents or all(terms.get(a) or truncs.get(a) for a in env.agents)
         for agent, reward in rewards.items():

@@ -49,7 +49,7 @@ def stack_chunks(chunks: list[TrajectoryChunk], device: torch.device) -> Batch:
     return Batch(
         obs=tm("obs", torch.float32),
         mask=tm("action_mask", torch.bool) if has_mask else None,
-        actions=tm("actions", torch.int64),
+        actions=tm("actions", torch.int64 if has_mask else torch.float32),
         rewards=tm("rewards", torch.float32),
         dones=tm("dones", torch.bool),
         behaviour_logp=tm("behaviour_logp", torch.float32),
@@ -78,20 +78,21 @@ class Learner:
         obs_dim: int,
         num_actions: int,
         resume: bool = False,
+        continuous: bool = False,
     ):
         self.config, self.run_dir = config, run_dir
         self.stream, self.weights, self.league = stream, weights, league
         self.player = config.league.learner_player
         self.device = pick_device(config.algorithm.device)
         torch.manual_seed(config.algorithm.seed)
-        self.net = build_net(config.model, obs_dim, num_actions).to(self.device)
+        self.net = build_net(config.model, obs_dim, num_actions, continuous).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.algorithm.lr, eps=1e-5)
         self.generator = torch.Generator().manual_seed(config.algorithm.seed)
         self.spec = ChunkSpec(
             obs_dim=obs_dim,
             chunk_length=config.actors.chunk_length,
-            num_actions=num_actions,
-            action_dim=None,
+            num_actions=None if continuous else num_actions,
+            action_dim=num_actions if continuous else None,
         )
         self.consumer = f"learner-{socket.gethostname()}"
         self.counters = LearnerCounters()

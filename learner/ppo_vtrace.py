@@ -15,7 +15,7 @@ import torch
 from ray.rllib.algorithms.impala.torch.vtrace_torch_v2 import vtrace_torch
 
 from cluster.config import AlgorithmConfig
-from cluster.nets import PolicyValueNet
+from cluster.nets import PolicyValueNet, log_prob_entropy
 
 
 @dataclass
@@ -34,11 +34,9 @@ class Batch:
 def _logp_values(
     net: PolicyValueNet, obs: torch.Tensor, mask: torch.Tensor | None, actions: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    t, b = actions.shape
-    logits, values = net(obs.flatten(0, 1), None if mask is None else mask.flatten(0, 1))
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, actions.reshape(-1, 1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    t, b = actions.shape[:2]
+    out, values = net(obs.flatten(0, 1), None if mask is None else mask.flatten(0, 1))
+    logp, entropy = log_prob_entropy(net, out, actions.flatten(0, 1))
     return logp.view(t, b), values.view(t, b), entropy.view(t, b)
 
 

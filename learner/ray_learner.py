@@ -32,6 +32,7 @@ class LearnerActor:
         obs_dim: int,
         num_actions: int,
         resume: bool,
+        continuous: bool = False,
     ):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         config = JobConfig.model_validate(config_data)
@@ -45,6 +46,7 @@ class LearnerActor:
             obs_dim,
             num_actions,
             resume=resume,
+            continuous=continuous,
         )
         self._stop = threading.Event()
 

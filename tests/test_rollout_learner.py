@@ -57,12 +57,21 @@ def league(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LeagueCli
 def make_parts(
     cfg: JobConfig, client: redis.Redis, league: LeagueClient, run_dir: Path
 ) -> tuple[Learner, RolloutWorker, TrajectoryStream]:
-    spec = Game(cfg.env.name).spec
+    spec = Game(cfg.env.name, cfg.env.api, cfg.env.kwargs).spec
     stream = TrajectoryStream(client, cfg.job, cfg.transport.max_stream_length)
     store = WeightStore(client, cfg.job)
-    learner = Learner(cfg, run_dir, stream, store, league, spec.obs_dim, spec.num_actions)
+    learner = Learner(
+        cfg,
+        run_dir,
+        stream,
+        store,
+        league,
+        spec.obs_dim,
+        spec.num_actions,
+        continuous=spec.continuous,
+    )
     learner.start()
-    pool = PolicyPool(store, "main", cfg.model, spec.obs_dim, spec.num_actions)
+    pool = PolicyPool(store, "main", cfg.model, spec.obs_dim, spec.num_actions, spec.continuous)
     pool.wait_for_learner(5.0)
     link = LeagueLink(league, "main", prefetch=cfg.actors.envs_per_actor)
     worker = RolloutWorker(cfg, "actor-test", pool, stream, link, seed=0)
@@ -180,3 +189,29 @@ def test_parallel_game_without_masks_trains(
     worker.league.close()
     assert trained > 0 and learner.counters.chunks_rejected == 0
     assert stream.stats()["chunks_rejected"] == 0
+
+
+def test_sumo_with_continuous_actions_trains(
+    redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
+) -> None:
+    """MuJoCo sumo (two discs): Box actions, Gaussian policy, the env's own verdicts."""
+    cfg = parse_config(
+        {
+            "job": "sumotest",
+            "env": {"name": "envs.sumo.sumo_env", "api": "parallel", "kwargs": {"max_steps": 40}},
+            "model": {"hidden": [32]},
+            "algorithm": {"batch_chunks": 4, "minibatches": 2, "epochs": 1},
+            "actors": {"envs_per_actor": 4, "chunk_length": 8},
+            "transport": {"max_stream_length": 10_000},
+        }
+    )
+    learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
+    assert worker.spec.continuous and worker.spec.num_actions == 2
+    worker.run(lambda: False, max_steps=120)
+    trained = 0
+    while learner.step(block_ms=0):
+        trained += 1
+    worker.league.close()
+    assert trained > 0 and learner.counters.chunks_rejected == 0
+    assert worker.stats.games >= 8  # 40-step episodes: each slot finished some
+    assert LeagueStore(tmp_path / "league.db", readonly=True).result_count() == worker.stats.games
