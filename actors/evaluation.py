@@ -21,9 +21,11 @@ from cluster.codec import decode_weights, weights_spec
 from cluster.config import JobConfig
 from cluster.nets import PolicyValueNet, act, build_net, random_legal_actions
 from envs.pettingzoo_adapter import Game
+from envs.sumo.scripted import charge_action
 from learner.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 TACTICAL = "tactical"
+CHARGE = "charge"  # sumo discs only: full force at the opponent
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ def play_games(
                     )[0]
                 elif opponent == TACTICAL:
                     action = tactical_action(game, agent, rng)
+                elif opponent == CHARGE:
+                    action = charge_action(obs)
                 else:
                     assert isinstance(opponent, PolicyValueNet)
                     action = act(opponent, obs[None], mask_b, gen)[0][0]
@@ -128,13 +132,17 @@ def evaluate(
         policy = load_snapshot(run_dir, policy_id, policy)
         version = int(policy_id.rsplit("@v", 1)[-1])
     opp: PolicyValueNet | str
-    if opponent in (BUILTIN_RANDOM, TACTICAL):
+    if opponent == CHARGE and not (
+        config.env.name.startswith("envs.sumo") and spec.continuous and spec.num_actions == 2
+    ):
+        raise ValueError("--opponent charge plays sumo with the disc body only")
+    if opponent in (BUILTIN_RANDOM, TACTICAL, CHARGE):
         opp = opponent
     elif opponent.startswith("snapshot:"):
         opp = load_snapshot(run_dir, opponent.split(":", 1)[1], policy)
     else:
         raise ValueError(
-            f"--opponent must be 'random', 'tactical' or 'snapshot:ID', got {opponent!r}"
+            f"--opponent must be 'random', 'tactical', 'charge' or 'snapshot:ID', got {opponent!r}"
         )
     wins, draws, losses = play_games(config, policy, opp, games, seed, greedy)
     return EvalResult(games, wins, draws, losses, opponent, version)

@@ -92,7 +92,9 @@ def run(
 @app.command("eval")
 def eval_(
     run_dir: Path,
-    opponent: Annotated[str, typer.Option(help="random | tactical | snapshot:ID")] = "random",
+    opponent: Annotated[
+        str, typer.Option(help="random | tactical | charge | snapshot:ID")
+    ] = "random",
     games: Annotated[int, typer.Option(min=2)] = 200,
     seed: int = 0,
     sample: Annotated[bool, typer.Option(help="sample actions instead of greedy")] = False,

@@ -175,3 +175,12 @@ def test_render_rgb_array() -> None:
             f"{proc.stderr.strip().splitlines()[-1:]} (try apt-get install libosmesa6)"
         )
     assert proc.stdout.strip() == "ok"
+
+
+def test_charge_bot_pushes_at_the_opponent() -> None:
+    from envs.sumo.scripted import charge_action
+
+    obs = np.zeros(34, np.float32)
+    obs[13:15] = [3.0, -4.0]  # opponent 5 m away
+    np.testing.assert_allclose(charge_action(obs), [0.6, -0.8], atol=1e-6)
+    assert not np.any(charge_action(np.zeros(34, np.float32)))
