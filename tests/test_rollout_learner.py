@@ -40,6 +40,27 @@ def small_config(**league: float) -> JobConfig:
     )
 
 
+def tiny_config(job: str, env: dict[str, object]) -> JobConfig:
+    return parse_config(
+        {
+            "job": job,
+            "env": env,
+            "model": {"hidden": [16]},
+            "algorithm": {"batch_chunks": 4, "minibatches": 2, "epochs": 1},
+            "actors": {"envs_per_actor": 4, "chunk_length": 8},
+            "transport": {"max_stream_length": 10_000},
+        }
+    )
+
+
+def train_until_starved(learner: Learner) -> int:
+    """Runs learner turns until no full batch is left; returns the updates made."""
+    updates = 0
+    while learner.step(block_ms=0):
+        updates += 1
+    return updates
+
+
 @pytest.fixture
 def league(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LeagueClient]:
     """A real league server; `@pytest.mark.parametrize("league", [f], indirect=True)`
@@ -171,21 +192,10 @@ def test_parallel_game_without_masks_trains(
     redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
 ) -> None:
     """rock-paper-scissors: simultaneous moves, one-hot observations, no action mask."""
-    cfg = parse_config(
-        {
-            "job": "rpstest",
-            "env": {"name": "pettingzoo.classic.rps_v2", "api": "parallel"},
-            "model": {"hidden": [16]},
-            "algorithm": {"batch_chunks": 4, "minibatches": 2, "epochs": 1},
-            "actors": {"envs_per_actor": 4, "chunk_length": 8},
-            "transport": {"max_stream_length": 10_000},
-        }
-    )
+    cfg = tiny_config("rpstest", {"name": "pettingzoo.classic.rps_v2", "api": "parallel"})
     learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
     worker.run(lambda: False, max_steps=100)
-    trained = 0
-    while learner.step(block_ms=0):
-        trained += 1
+    trained = train_until_starved(learner)
     worker.league.close()
     assert trained > 0 and learner.counters.chunks_rejected == 0
     assert stream.stats()["chunks_rejected"] == 0
@@ -195,22 +205,13 @@ def test_sumo_with_continuous_actions_trains(
     redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
 ) -> None:
     """MuJoCo sumo (two discs): Box actions, Gaussian policy, the env's own verdicts."""
-    cfg = parse_config(
-        {
-            "job": "sumotest",
-            "env": {"name": "envs.sumo.sumo_env", "api": "parallel", "kwargs": {"max_steps": 40}},
-            "model": {"hidden": [32]},
-            "algorithm": {"batch_chunks": 4, "minibatches": 2, "epochs": 1},
-            "actors": {"envs_per_actor": 4, "chunk_length": 8},
-            "transport": {"max_stream_length": 10_000},
-        }
+    env = {"name": "envs.sumo.sumo_env", "api": "parallel", "kwargs": {"max_steps": 40}}
+    learner, worker, stream = make_parts(
+        tiny_config("sumotest", env), redis_client, league, tmp_path
     )
-    learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
     assert worker.spec.continuous and worker.spec.num_actions == 2
     worker.run(lambda: False, max_steps=120)
-    trained = 0
-    while learner.step(block_ms=0):
-        trained += 1
+    trained = train_until_starved(learner)
     worker.league.close()
     assert trained > 0 and learner.counters.chunks_rejected == 0
     assert worker.stats.games >= 8  # 40-step episodes: each slot finished some
