@@ -7,6 +7,7 @@ import subprocess
 import sys
 from functools import partial
 
+import mujoco
 import numpy as np
 import pytest
 from pettingzoo.test import parallel_api_test, parallel_seed_test
@@ -89,19 +90,19 @@ def test_push_out_after_contact_wins() -> None:
     assert rewards == {"agent_0": 1.0, "agent_1": -1.0}
 
 
-def test_out_without_contact_is_draw() -> None:
-    e = SumoEnv(bodies=("disc", "disc"), shaping_steps=0, draw_reward=0.0)
+def test_out_without_contact_is_a_draw_the_leaver_still_loses() -> None:
+    e = SumoEnv(bodies=("disc", "disc"), shaping_steps=0, draw_reward=-0.25)
     e.reset(seed=0)
     e.set_torso_xy("agent_0", (0.0, -e.radius - 0.5))
     _, rewards, terms, _, infos = e.step(_zeros(e))
     assert all(terms.values())
     assert infos["agent_0"]["winner"] is None
     assert infos["agent_0"]["reason"] == "out_of_ring_without_contact"
-    assert rewards == {"agent_0": 0.0, "agent_1": 0.0}
+    assert rewards == {"agent_0": -1.0, "agent_1": -0.25}
 
 
 def test_judge_fall_and_both_lost() -> None:
-    assert judge((False, False), (False, True), touched=True) == Outcome(0, "fell")
+    assert judge((False, False), (False, True), touched=True) == Outcome(0, "fell", 1)
     assert judge((True, True), (False, False), touched=True) == Outcome(None, "both_lost")
     assert judge((False, False), (False, False), touched=True) is None
 
@@ -184,3 +185,42 @@ def test_charge_bot_pushes_at_the_opponent() -> None:
     obs[13:15] = [3.0, -4.0]  # opponent 5 m away
     np.testing.assert_allclose(charge_action(obs), [0.6, -0.8], atol=1e-6)
     assert not np.any(charge_action(np.zeros(34, np.float32)))
+
+
+@pytest.mark.parametrize("bodies", [("disc", "disc"), ("ant", "ant")])
+def test_both_seats_see_mirrored_states_alike(bodies: tuple[str, str]) -> None:
+    """Observations are in each agent's own frame, so a point-mirrored state looks the same
+    from either seat: one policy can play both sides."""
+    e = SumoEnv(bodies=bodies, shaping_steps=0)
+    e.reset(seed=3)
+    d = e.data
+    rng = np.random.default_rng(0)
+    i0, i1 = e._idx
+    # Mirror agent_0's state through the centre onto agent_1 (rotate 180 degrees about z).
+    d.qpos[i0.root_qpos[:2]] = rng.uniform(-0.8, 0.8, 2)
+    d.qvel[i0.lin_vel] = rng.uniform(-1, 1, len(i0.lin_vel))
+    d.qpos[i1.root_qpos[:2]] = -d.qpos[i0.root_qpos[:2]]
+    flip = np.ones(len(i0.lin_vel))
+    flip[:2] = -1.0
+    d.qvel[i1.lin_vel] = flip * d.qvel[i0.lin_vel]
+    if i0.free:
+        q0 = np.array([np.cos(0.2), 0.0, 0.0, np.sin(0.2)])  # yaw 0.4
+        d.qpos[i0.root_qpos[3:7]] = q0
+        d.qpos[i1.root_qpos[3:7]] = [-q0[3], 0.0, 0.0, q0[0]]  # yaw 0.4 + pi
+        d.qpos[i1.hinge_qpos] = d.qpos[i0.hinge_qpos]
+        d.qvel[i1.hinge_qvel] = d.qvel[i0.hinge_qvel]
+    mujoco.mj_forward(e.model, d)
+    obs = e._observations()
+    np.testing.assert_allclose(obs["agent_0"], obs["agent_1"], atol=1e-5)
+
+
+def test_disc_forward_action_pushes_towards_the_opponent() -> None:
+    e = SumoEnv(bodies=("disc", "disc"), shaping_steps=0)
+    e.reset(seed=0)
+    e.set_torso_xy("agent_0", (0.0, 0.0))
+    e.set_torso_xy("agent_1", (0.6, 0.8))  # up and to the right
+    before = e.data.xpos[e._idx[0].torso_body, :2].copy()
+    for _ in range(5):
+        e.step({"agent_0": np.array([1.0, 0.0], np.float32), "agent_1": np.zeros(2, np.float32)})
+    moved = e.data.xpos[e._idx[0].torso_body, :2] - before
+    np.testing.assert_allclose(moved / np.linalg.norm(moved), [0.6, 0.8], atol=1e-3)

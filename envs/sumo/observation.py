@@ -1,20 +1,29 @@
 """Per-agent index tables into MjData and the observation vector built from them.
 
-Observation layout for one agent (float32; world frame unless noted; n = own hinge joints,
-b = own bodies; disc n=0 b=1, ant n=8 b=9):
+Everything is expressed in the agent's own *frame*: the world rotated about the vertical
+axis so that +x is the agent's heading. An ant's heading is its torso's yaw; a disc has no
+orientation, so its heading is the direction to the opponent (and its actions are forces in
+that frame, see SumoEnv.step). Both seats therefore see the same picture of the same
+situation, which lets one policy play either side.
 
-    [0:2]    own torso xy (relative to the ring centre, which is the world origin)
+Observation layout for one agent (float32; n = own hinge joints, b = own bodies; disc n=0
+b=1, ant n=8 b=9):
+
+    [0:2]    own torso xy relative to the ring centre (the world origin), in the own frame
     [2]      own torso height z
-    [3:7]    own torso orientation quaternion (w, x, y, z)
+    [3:7]    own torso orientation quaternion (w, x, y, z) relative to the own frame (an ant's
+             tilt; always identity for the disc)
     [7:10]   own torso linear velocity
     [10:13]  own torso angular velocity (body frame; zeros for the disc)
     [13:13+n]        own hinge joint positions
     [13+n:13+2n]     own hinge joint velocities
-    then 10: opponent torso position minus own (3), velocity minus own (3), quaternion (4)
+    then 10: opponent torso position minus own (3), velocity minus own (3), orientation (4)
+             (disc: its heading is towards us, i.e. a half turn in our frame)
     then 3:  own distance to the ring edge, opponent distance to the edge (negative = out),
              ring radius
     then 6b+1: own bodies' external contact wrenches (cfrc_ext / CONTACT_SCALE, clipped to
-               [-1, 1]), then 1.0 if the agents touch at the end of this step else 0.0
+               [-1, 1], torque then force, rotated into the own frame), then 1.0 if the
+               agents touch at the end of this step else 0.0
     then 1:  fraction of the time limit left
 
 Size = 13 + 2n + 10 + 3 + 6b + 1 + 1: disc 34, ant 98.
@@ -22,6 +31,7 @@ Size = 13 + 2n + 10 + 3 + 6b + 1 + 1: disc 34, ant 98.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import mujoco
@@ -91,6 +101,34 @@ def torso_velocity(data: mujoco.MjData, idx: AgentIndex) -> np.ndarray:
     return vel
 
 
+def heading(data: mujoco.MjData, me: AgentIndex, opp: AgentIndex) -> float:
+    """Yaw (radians, world frame) of the agent's own frame; see the module docstring."""
+    if me.free:
+        w, x, y, z = data.xquat[me.torso_body]
+        return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    rel = data.xpos[opp.torso_body] - data.xpos[me.torso_body]
+    return math.atan2(rel[1], rel[0])
+
+
+def _world_quat(data: mujoco.MjData, me: AgentIndex, opp: AgentIndex) -> np.ndarray:
+    if me.free:
+        return data.xquat[me.torso_body]
+    half = 0.5 * heading(data, me, opp)
+    return np.array((math.cos(half), 0.0, 0.0, math.sin(half)))
+
+
+def _unyaw(quat: np.ndarray, yaw: float) -> np.ndarray:
+    """The quaternion yaw(-yaw) * quat: an orientation re-expressed in a frame turned by yaw."""
+    c, s = math.cos(0.5 * yaw), -math.sin(0.5 * yaw)
+    w, x, y, z = quat
+    q = np.array((c * w - s * z, c * x - s * y, c * y + s * x, c * z + s * w))
+    # q and -q are the same rotation: pick one sign so equal states give equal observations
+    # (a half turn, w == 0 up to rounding, as for a disc opponent, is decided by z).
+    if q[0] < -1e-9 or (abs(q[0]) <= 1e-9 and q[3] < 0.0):
+        q = -q
+    return q
+
+
 def build_obs(
     data: mujoco.MjData,
     me: AgentIndex,
@@ -105,18 +143,27 @@ def build_obs(
     ang[: len(me.ang_vel)] = data.qvel[me.ang_vel]
     own_edge = radius - np.hypot(pos[0], pos[1])
     opp_edge = radius - np.hypot(opp_pos[0], opp_pos[1])
-    contact = np.clip(data.cfrc_ext[me.bodies].ravel() / CONTACT_SCALE, -1.0, 1.0)
+    yaw = heading(data, me, opp)
+    c, s = math.cos(yaw), math.sin(yaw)
+    # Rows are 3-vectors whose xy parts turn into the own frame: (x, y) -> R(-yaw) (x, y).
+    vectors = np.stack((pos, vel, opp_pos - pos, opp_vel - vel))
+    wrench = data.cfrc_ext[me.bodies].reshape(-1, 3)  # per body: torque, force
+    for v in (vectors, wrench):
+        x = v[:, 0].copy()
+        v[:, 0] = c * x + s * v[:, 1]
+        v[:, 1] = -s * x + c * v[:, 1]
+    contact = np.clip(wrench.ravel() / CONTACT_SCALE, -1.0, 1.0)
     return np.concatenate(
         (
-            pos,
-            data.xquat[me.torso_body],
-            vel,
+            vectors[0],
+            _unyaw(_world_quat(data, me, opp), yaw),
+            vectors[1],
             ang,
             data.qpos[me.hinge_qpos],
             data.qvel[me.hinge_qvel],
-            opp_pos - pos,
-            opp_vel - vel,
-            data.xquat[opp.torso_body],
+            vectors[2],
+            vectors[3],
+            _unyaw(_world_quat(data, opp, me), yaw),
             (own_edge, opp_edge, radius, *contact, float(touching), time_left),
         )
     ).astype(np.float32)

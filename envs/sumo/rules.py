@@ -12,6 +12,7 @@ from dataclasses import dataclass
 class Outcome:
     winner: int | None  # agent index, or None for a draw
     reason: str
+    loser: int | None = None  # set also when a draw has a culprit (left the ring alone)
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,10 @@ class ShapingWeights:
 def judge(out: tuple[bool, bool], fallen: tuple[bool, bool], touched: bool) -> Outcome | None:
     """Decide the episode, or None if it goes on.
 
-    A loser needs a winner who earned it: if the agents never touched, whoever left the ring
-    or fell did it alone and the episode is a draw, so a passive policy cannot win by
-    waiting for the opponent to blunder.
+    A winner must have earned it: if the agents never touched, whoever left the ring or fell
+    did it alone. That agent still loses (so running out is never a free way to end an
+    episode), but the other does not win, so a passive policy cannot win by waiting for the
+    opponent to blunder; the match counts as a draw.
     """
     lost = (out[0] or fallen[0], out[1] or fallen[1])
     if not any(lost):
@@ -39,14 +41,18 @@ def judge(out: tuple[bool, bool], fallen: tuple[bool, bool], touched: bool) -> O
     loser = 0 if lost[0] else 1
     why = "out_of_ring" if out[loser] else "fell"
     if not touched:
-        return Outcome(None, f"{why}_without_contact")
-    return Outcome(1 - loser, why)
+        return Outcome(None, f"{why}_without_contact", loser)
+    return Outcome(1 - loser, why, loser)
 
 
 def sparse_rewards(outcome: Outcome, draw_reward: float) -> tuple[float, float]:
-    if outcome.winner is None:
-        return draw_reward, draw_reward
-    return (1.0, -1.0) if outcome.winner == 0 else (-1.0, 1.0)
+    """+1 to a winner, -1 to a loser (also one who lost alone), `draw_reward` otherwise."""
+    rewards = [draw_reward, draw_reward]
+    if outcome.winner is not None:
+        rewards[outcome.winner] = 1.0
+    if outcome.loser is not None:
+        rewards[outcome.loser] = -1.0
+    return rewards[0], rewards[1]
 
 
 def shaping_weight(total_steps: int, shaping_steps: int) -> float:

@@ -1,8 +1,8 @@
 """A scripted sumo opponent: the "charge" bot, a yardstick stronger than random.
 
-For the disc body the two actuators push along world x and y, so charging is just
+For the disc body the two actuators push along the agent's own frame, so charging is just
 pushing straight at the opponent at full force (observation layout in observation.py:
-for a disc, [13:15] is the opponent's xy minus our own).
+for a disc, [13:15] is the opponent's xy minus our own, in that frame).
 """
 
 from __future__ import annotations

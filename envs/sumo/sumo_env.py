@@ -9,10 +9,12 @@ agents never touched, a loss is scored as a draw. Reaching `max_steps` is a draw
 the current "shaping_weight").
 
 Observation: Box(float32) of size 34 (disc) or 98 (ant); layout in `envs.sumo.observation`.
-Action: Box([-1, 1]) per actuator: disc 2 (planar force x, y), ant 8 (hip, ankle per leg).
-Reward: +1 win / -1 loss / `draw_reward`, plus dense shaping (approach, push, upright)
-scaled by a weight annealed linearly from 1 to 0 over `shaping_steps` env steps counted
-across episodes by this env instance.
+Action: Box([-1, 1]) per actuator: disc 2 (planar force along the agent's own frame: +x
+towards the opponent, +y to its left), ant 8 (hip, ankle per leg).
+Reward: +1 win / -1 loss (also for leaving the ring or falling without contact, which is
+a draw for the match) / `draw_reward` otherwise, plus dense shaping (approach, push,
+upright) scaled by a weight annealed linearly from 1 to 0 over `shaping_steps` env steps
+counted across episodes by this env instance (a job with E envs anneals over E times that).
 Contact is sampled once per control step (after the physics substeps), not per substep.
 """
 
@@ -28,7 +30,7 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
 from envs.sumo.model import BODY_SPECS, FRAME_SKIP, RING_GEOM, agent_prefix, build_xml
-from envs.sumo.observation import AgentIndex, build_obs, index_agent
+from envs.sumo.observation import AgentIndex, build_obs, heading, index_agent
 from envs.sumo.rules import (
     ShapingWeights,
     judge,
@@ -162,9 +164,17 @@ class SumoEnv(ParallelEnv):
         if not self.agents:
             raise RuntimeError("step() called after the episode ended; call reset()")
         m, d = self.model, self.data
-        for agent, idx in zip(AGENTS, self._idx, strict=True):
+        for i, (agent, idx) in enumerate(zip(AGENTS, self._idx, strict=True)):
             act = actions.get(agent)
-            d.ctrl[idx.actuators] = 0.0 if act is None else np.clip(act, -1.0, 1.0)
+            if act is None:
+                d.ctrl[idx.actuators] = 0.0
+                continue
+            act = np.clip(act, -1.0, 1.0)
+            if not idx.free:  # disc forces are given in the agent's frame (observation.py)
+                yaw = heading(d, idx, self._idx[1 - i])
+                c, s = math.cos(yaw), math.sin(yaw)
+                act = np.array((c * act[0] - s * act[1], s * act[0] + c * act[1]))
+            d.ctrl[idx.actuators] = act
         mujoco.mj_step(m, d, nstep=FRAME_SKIP)
         # cfrc_ext (the contact part of the observation) is only filled on request.
         mujoco.mj_rnePostConstraint(m, d)
