@@ -20,7 +20,7 @@ from actors.scripted import tactical_action
 from cluster.codec import decode_weights, weights_spec
 from cluster.config import JobConfig
 from cluster.nets import PolicyValueNet, act, build_net, random_legal_actions
-from envs.pettingzoo_adapter import Game
+from envs.pettingzoo_adapter import Game, GameSpec
 from envs.sumo.scripted import charge_action
 from learner.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
@@ -70,6 +70,45 @@ def load_snapshot(run_dir: Path, player_id: str, template: PolicyValueNet) -> Po
     return net.eval()
 
 
+def seats(agents: tuple[str, ...], game_index: int) -> tuple[str, str]:
+    """(policy's agent, opponent's agent) of game `game_index`: seats alternate."""
+    return (agents[0], agents[1]) if game_index % 2 == 0 else (agents[1], agents[0])
+
+
+def choose_actions(
+    game: Game,
+    me: str,
+    policy: PolicyValueNet,
+    opponent: PolicyValueNet | str,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+    greedy: bool = True,
+) -> dict[str, np.ndarray | int]:
+    """The actions of every agent that must move now: `me` plays `policy`, everyone else
+    the opponent (a net, which samples, or a scripted "random" / "tactical" / "charge").
+    Shared by `play_games` and `selfplay replay`, so a replay with the same seed shows the
+    games eval scored."""
+    chosen: dict[str, np.ndarray | int] = {}
+    for agent in game.to_act():
+        obs, mask = game.observe(agent)
+        mask_b = None if mask is None else mask[None]
+        if agent == me:
+            action = act(policy, obs[None], mask_b, gen, greedy=greedy)[0][0]
+        elif opponent == BUILTIN_RANDOM:
+            action = random_legal_actions(
+                mask_b, game.spec.num_actions, rng, 1, game.spec.continuous
+            )[0]
+        elif opponent == TACTICAL:
+            action = tactical_action(game, agent, rng)
+        elif opponent == CHARGE:
+            action = charge_action(obs)
+        else:
+            assert isinstance(opponent, PolicyValueNet)
+            action = act(opponent, obs[None], mask_b, gen)[0][0]
+        chosen[agent] = action if game.spec.continuous else int(action)
+    return chosen
+
+
 def play_games(
     config: JobConfig,
     policy: PolicyValueNet,
@@ -82,38 +121,46 @@ def play_games(
     "tactical" player."""
     env = config.env
     game = Game(env.name, env.api, env.kwargs)
-    agents = game.spec.agents
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     wins = draws = losses = 0
     for g in range(games):
-        me, other = (agents[0], agents[1]) if g % 2 == 0 else (agents[1], agents[0])
+        me, other = seats(game.spec.agents, g)
         game.reset(seed=int(rng.integers(2**31)))
         while not game.done:
-            chosen = {}
-            for agent in game.to_act():
-                obs, mask = game.observe(agent)
-                mask_b = None if mask is None else mask[None]
-                if agent == me:
-                    action = act(policy, obs[None], mask_b, gen, greedy=greedy)[0][0]
-                elif opponent == BUILTIN_RANDOM:
-                    action = random_legal_actions(
-                        mask_b, game.spec.num_actions, rng, 1, game.spec.continuous
-                    )[0]
-                elif opponent == TACTICAL:
-                    action = tactical_action(game, agent, rng)
-                elif opponent == CHARGE:
-                    action = charge_action(obs)
-                else:
-                    assert isinstance(opponent, PolicyValueNet)
-                    action = act(opponent, obs[None], mask_b, gen)[0][0]
-                chosen[agent] = action if game.spec.continuous else int(action)
-            game.step(chosen)
+            game.step(choose_actions(game, me, policy, opponent, rng, gen, greedy))
         outcome = game.outcome(me, other)
         wins += outcome == "a_win"
         losses += outcome == "b_win"
         draws += outcome == "draw"
     return wins, draws, losses
+
+
+def load_players(
+    run_dir: Path,
+    config: JobConfig,
+    spec: GameSpec,
+    opponent: str,
+    policy_id: str | None = None,
+) -> tuple[PolicyValueNet, int, PolicyValueNet | str]:
+    """(policy, its version, opponent) as `selfplay eval` and `selfplay replay` name them:
+    `policy_id` None is the latest checkpoint, else a snapshot ("main@v100"); `opponent`
+    is "random", "tactical", "charge" or "snapshot:ID" (a net)."""
+    policy, version = load_policy(run_dir, config, spec.obs_dim, spec.num_actions, spec.continuous)
+    if policy_id is not None:
+        policy = load_snapshot(run_dir, policy_id, policy)
+        version = int(policy_id.rsplit("@v", 1)[-1])
+    if opponent == CHARGE and not (
+        config.env.name.startswith("envs.sumo") and spec.continuous and spec.num_actions == 2
+    ):
+        raise ValueError("--opponent charge plays sumo with the disc body only")
+    if opponent in (BUILTIN_RANDOM, TACTICAL, CHARGE):
+        return policy, version, opponent
+    if opponent.startswith("snapshot:"):
+        return policy, version, load_snapshot(run_dir, opponent.split(":", 1)[1], policy)
+    raise ValueError(
+        f"--opponent must be 'random', 'tactical', 'charge' or 'snapshot:ID', got {opponent!r}"
+    )
 
 
 def evaluate(
@@ -127,22 +174,6 @@ def evaluate(
 ) -> EvalResult:
     """`policy_id` None plays the latest checkpoint, else a snapshot ("main@v100")."""
     spec = Game(config.env.name, config.env.api, config.env.kwargs).spec
-    policy, version = load_policy(run_dir, config, spec.obs_dim, spec.num_actions, spec.continuous)
-    if policy_id is not None:
-        policy = load_snapshot(run_dir, policy_id, policy)
-        version = int(policy_id.rsplit("@v", 1)[-1])
-    opp: PolicyValueNet | str
-    if opponent == CHARGE and not (
-        config.env.name.startswith("envs.sumo") and spec.continuous and spec.num_actions == 2
-    ):
-        raise ValueError("--opponent charge plays sumo with the disc body only")
-    if opponent in (BUILTIN_RANDOM, TACTICAL, CHARGE):
-        opp = opponent
-    elif opponent.startswith("snapshot:"):
-        opp = load_snapshot(run_dir, opponent.split(":", 1)[1], policy)
-    else:
-        raise ValueError(
-            f"--opponent must be 'random', 'tactical', 'charge' or 'snapshot:ID', got {opponent!r}"
-        )
+    policy, version, opp = load_players(run_dir, config, spec, opponent, policy_id)
     wins, draws, losses = play_games(config, policy, opp, games, seed, greedy)
     return EvalResult(games, wins, draws, losses, opponent, version)

@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from league.client import LeagueClient, LeagueError, Match
@@ -34,9 +35,30 @@ class Report:
 
 
 class LeagueLink:
-    def __init__(self, client: LeagueClient, player: str, prefetch: int, eval_retry_s: float = 5.0):
-        self.client, self.player, self.prefetch = client, player, max(1, prefetch)
-        self._training: deque[Match] = deque()
+    """`players`: the learning lineages of the job. One: training opponents come from its
+    own lineage (self-play). Two (teams): each one's opponents come from the other's
+    lineage, and eval matches put a frozen player of the first against one of the second."""
+
+    def __init__(
+        self,
+        client: LeagueClient,
+        players: str | Sequence[str],
+        prefetch: int,
+        eval_retry_s: float = 5.0,
+    ):
+        self.players = (players,) if isinstance(players, str) else tuple(players)
+        if len(self.players) not in (1, 2):
+            raise ValueError(f"a league link serves one or two lineages, got {self.players}")
+        self.client, self.prefetch = client, max(1, prefetch)
+        self.player = self.players[0]
+        # player -> opponent lineage ("" = its own)
+        self._opponents = (
+            {self.player: ""}
+            if len(self.players) == 1
+            else {self.players[0]: self.players[1], self.players[1]: self.players[0]}
+        )
+        self._eval_lineages = ("", "") if len(self.players) == 1 else self.players
+        self._training: dict[str, deque[Match]] = {p: deque() for p in self.players}
         self._eval: deque[Match] = deque()
         self._reports: queue.Queue[Report | None] = queue.Queue()
         self._eval_wanted = False
@@ -53,13 +75,15 @@ class LeagueLink:
         self._thread.start()
 
     # -- the rollout loop's side --------------------------------------------------
-    def training_match(self) -> Match:
+    def training_match(self, player: str | None = None) -> Match:
+        """A training match for `player` (default: the first lineage)."""
         self._raise_if_failed()
         self._active = True
+        player = player or self.player
         try:
-            match = self._training.popleft()
-        except IndexError:
-            match = self.client.sample_opponent(self.player)  # cold start: ask directly
+            match = self._training[player].popleft()
+        except IndexError:  # cold start: ask directly
+            match = self.client.sample_opponent(player, self._opponents[player])
         self._wake.set()
         return match
 
@@ -113,13 +137,14 @@ class LeagueLink:
             self.reported += 1
 
     def _refill(self) -> None:
-        while len(self._training) < self.prefetch and not self._stop.is_set():
-            self._training.append(self.client.sample_opponent(self.player))
+        for player, queue_ in self._training.items():
+            while len(queue_) < self.prefetch and not self._stop.is_set():
+                queue_.append(self.client.sample_opponent(player, self._opponents[player]))
         now = time.monotonic()
         if self._eval_wanted and now >= self._eval_blocked_until:
             try:
                 while len(self._eval) < max(1, self.prefetch // 4):
-                    self._eval.append(self.client.sample_eval_match())
+                    self._eval.append(self.client.sample_eval_match(*self._eval_lineages))
             except LeagueError as err:
                 if err.code != "FAILED_PRECONDITION":
                     raise

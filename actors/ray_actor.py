@@ -38,26 +38,33 @@ class RolloutActor:
         torch.set_num_threads(config.actors.torch_threads)
         client = connect(redis)
         self.actor_id = new_actor_id(index)
-        spec = Game(config.env.name, config.env.api, config.env.kwargs).spec
-        pool = PolicyPool(
-            WeightStore(client, config.job, config.transport.keep_weight_versions),
-            config.league.learner_player,
-            config.model,
-            spec.obs_dim,
-            spec.num_actions,
-            spec.continuous,
-        )
-        stream = TrajectoryStream(client, config.job, config.transport.max_stream_length)
+        teams = Game(
+            config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()
+        ).teams
+        store = WeightStore(client, config.job, config.transport.keep_weight_versions)
+        pools = {
+            lineage: PolicyPool(
+                store, lineage, config.model, spec.obs_dim, spec.num_actions, spec.continuous
+            )
+            for lineage, spec in teams.items()
+        }
+        streams = {
+            lineage: TrajectoryStream(
+                client, config.stream_name(lineage), config.transport.max_stream_length
+            )
+            for lineage in teams
+        }
         self.link = LeagueLink(
             LeagueClient(league_address, league_token),
-            config.league.learner_player,
+            list(teams),
             prefetch=config.actors.envs_per_actor,
         )
-        self.worker = RolloutWorker(config, self.actor_id, pool, stream, self.link, seed=seed)
+        self.worker = RolloutWorker(config, self.actor_id, pools, streams, self.link, seed=seed)
         self._stop = threading.Event()
 
     def run(self, wait_for_weights_s: float = 120.0) -> dict[str, Any]:
-        self.worker.pool.wait_for_learner(wait_for_weights_s)
+        for pool in self.worker.pools.values():
+            pool.wait_for_learner(wait_for_weights_s)
         try:
             stats = self.worker.run(self._stop.is_set)
         finally:
@@ -70,6 +77,6 @@ class RolloutActor:
     def stats(self) -> dict[str, Any]:
         return {
             "actor_id": self.actor_id,
-            "version": self.worker.pool.learner_version,
+            "version": min(p.learner_version for p in self.worker.pools.values()),
             **asdict(self.worker.stats),
         }

@@ -11,6 +11,12 @@ decisions become training data, per (game, agent) "track": a transition is close
 when the learner is asked to act again for that agent (its reward is everything
 the agent received in between) or when the game ends. In games against its latest
 self, the learner plays every seat, and every seat's decisions are trained on.
+
+Team games (config env.teams, e.g. predators against prey) have one learner lineage
+per team, each with its own policy pool and trajectory stream. A training episode
+belongs to one team in turn: that team's learner plays it, the opponent team is
+played by whatever the league drew from the other lineage (its latest learner,
+whose decisions are then trained on too, one of its snapshots, or random).
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -32,10 +39,13 @@ from cluster.config import JobConfig
 from cluster.nets import act, random_legal_actions
 from cluster.streams import TrajectoryStream
 from envs.pettingzoo_adapter import Game
+from league.client import Match
 
 log = logging.getLogger(__name__)
 
 LEARNER = "__learner__"  # policy key of the learning side in a slot's seat map
+_T = TypeVar("_T")
+Seat = tuple[str, str]  # (lineage, LEARNER or a frozen player id)
 
 
 @dataclass
@@ -61,12 +71,13 @@ class _Track:
 class _Slot:
     game: Game
     tracks: dict[str, _Track]
-    seats: dict[str, str] = field(default_factory=dict)  # agent -> policy key
+    seats: dict[str, Seat] = field(default_factory=dict)  # agent -> who plays it
     trained: frozenset[str] = frozenset()  # agents whose decisions are training data
     match_id: str = ""
     kind: str = "training"
-    side_a: tuple[str, str] = ("", "")  # (agent, player id) reported as side a
-    side_b: tuple[str, str] = ("", "")
+    # (agents, player id) reported as sides a and b of the match
+    side_a: tuple[tuple[str, ...], str] = ((), "")
+    side_b: tuple[tuple[str, ...], str] = ((), "")
     steps: int = 0
     episodes: int = 0
 
@@ -82,85 +93,137 @@ class RolloutStats:
 
 
 class RolloutWorker:
+    """`pools`/`streams`: one per learning lineage (a single one for self-play games;
+    per team, keyed by team name, for team games)."""
+
     def __init__(
         self,
         config: JobConfig,
         actor_id: str,
-        pool: PolicyPool,
-        stream: TrajectoryStream,
+        pools: PolicyPool | Mapping[str, PolicyPool],
+        streams: TrajectoryStream | Mapping[str, TrajectoryStream],
         league: LeagueLink,
         seed: int = 0,
     ):
-        self.config, self.actor_id = config, actor_id
-        self.pool, self.stream, self.league = pool, stream, league
+        self.config, self.actor_id, self.league = config, actor_id, league
+        self.lineages = list(config.team_prefixes())
+        self.pools = _by_lineage(pools, self.lineages)
+        self.streams = _by_lineage(streams, self.lineages)
         self.rng = np.random.default_rng(seed)
         self.torch_gen = torch.Generator().manual_seed(seed)
         self.stats = RolloutStats()
-        self._outbox: list[bytes] = []
+        self._outbox: dict[str, list[bytes]] = {lineage: [] for lineage in self.lineages}
         env_cfg, actors = config.env, config.actors
         self.slots: list[_Slot] = []
         for i in range(actors.envs_per_actor):
-            game = Game(env_cfg.name, env_cfg.api, env_cfg.kwargs)
-            spec = game.spec
+            game = Game(env_cfg.name, env_cfg.api, env_cfg.kwargs, config.team_prefixes())
             # env_index numbers tracks, so (actor_id, env_index, sequence) is unique;
             # actor ids carry a fresh suffix per incarnation.
-            tracks = {
-                agent: _Track(
+            tracks = {}
+            for j, agent in enumerate(game.agents):
+                lineage = game.team_of[agent]
+                spec = game.teams[lineage]
+                tracks[agent] = _Track(
                     ChunkBuilder(
-                        config.job,
+                        config.stream_name(lineage),
                         actor_id,
-                        i * len(spec.agents) + j,
+                        i * len(game.agents) + j,
                         spec.obs_dim,
                         spec.num_actions,
                         actors.chunk_length,
                         continuous=spec.continuous,
                     )
                 )
-                for j, agent in enumerate(spec.agents)
-            }
             self.slots.append(_Slot(game=game, tracks=tracks))
-        self.spec = self.slots[0].game.spec
-        self.learner_agents = env_cfg.learner_agents or self.spec.agents
+        first = self.slots[0].game
+        self.agents, self.team_of, self.specs = first.agents, first.team_of, first.teams
+        self.learner_agents = env_cfg.learner_agents or self.agents
         self._next_poll = 0.0
+
+    @property
+    def pool(self) -> PolicyPool:
+        """The policy pool of a single-lineage job."""
+        (pool,) = self.pools.values()
+        return pool
 
     # -- episodes ---------------------------------------------------------------
     def _start_episode(self, slot: _Slot) -> None:
-        lineage = self.config.league.learner_player
         slot.episodes += 1
         slot.steps = 0
-        agents = self.spec.agents
         match = None
         if self.rng.random() < self.config.league.eval_fraction:
             match = self.league.eval_match()  # None until two frozen players exist
         if match is not None:
-            a, b = (agents[0], agents[1]) if self.rng.random() < 0.5 else (agents[1], agents[0])
-            slot.seats = {a: match.player_a, b: match.player_b}
-            slot.side_a, slot.side_b = (a, match.player_a), (b, match.player_b)
-            slot.trained = frozenset()
-        else:
+            self._seat_eval(slot, match)
+        elif len(self.lineages) == 1:
             match = self.league.training_match()
-            # Alternate seats per slot so the learner plays every seat equally often.
-            me = self.learner_agents[slot.episodes % len(self.learner_agents)]
-            opponent = LEARNER if match.self_play else match.player_b
-            slot.seats = {a: (LEARNER if a == me else opponent) for a in agents}
-            other = next(a for a in agents if a != me)
-            slot.side_a, slot.side_b = (me, lineage), (other, match.player_b)
-            slot.trained = frozenset(a for a, key in slot.seats.items() if key == LEARNER)
+            self._seat_self_play(slot, match)
+        else:
+            # Teams take turns owning the training episodes of a slot.
+            lineage = self.lineages[slot.episodes % 2]
+            match = self.league.training_match(lineage)
+            self._seat_teams(slot, lineage, match)
+        slot.trained = frozenset(a for a, seat in slot.seats.items() if seat[1] == LEARNER)
         slot.match_id, slot.kind = match.match_id, match.kind
         slot.game.reset(seed=int(self.rng.integers(2**31)))
+
+    def _seat_eval(self, slot: _Slot, match: Match) -> None:
+        if len(self.lineages) == 1:
+            # Random sides, so neither frozen player always has the same seat.
+            a, b = self.agents[0], self.agents[1]
+            if self.rng.random() < 0.5:
+                a, b = b, a
+            lineage = self.lineages[0]
+            slot.seats = {a: (lineage, match.player_a), b: (lineage, match.player_b)}
+            slot.side_a, slot.side_b = ((a,), match.player_a), ((b,), match.player_b)
+            return
+        team_a, team_b = self.lineages
+        slot.seats = {
+            agent: (team, match.player_a if team == team_a else match.player_b)
+            for agent, team in self.team_of.items()
+        }
+        slot.side_a = (self.specs[team_a].agents, match.player_a)
+        slot.side_b = (self.specs[team_b].agents, match.player_b)
+
+    def _seat_self_play(self, slot: _Slot, match: Match) -> None:
+        lineage = self.lineages[0]
+        # Alternate seats per slot so the learner plays every seat equally often.
+        me = self.learner_agents[slot.episodes % len(self.learner_agents)]
+        opponent = LEARNER if match.self_play else match.player_b
+        slot.seats = {a: (lineage, LEARNER if a == me else opponent) for a in self.agents}
+        other = next(a for a in self.agents if a != me)
+        slot.side_a, slot.side_b = ((me,), lineage), ((other,), match.player_b)
+
+    def _seat_teams(self, slot: _Slot, lineage: str, match: Match) -> None:
+        other = next(t for t in self.lineages if t != lineage)
+        # The other team's lineage id stands for its latest learner: trained on too.
+        opponent = LEARNER if match.player_b == other else match.player_b
+        slot.seats = {
+            agent: (team, LEARNER if team == lineage else opponent)
+            for agent, team in self.team_of.items()
+        }
+        slot.side_a = (self.specs[lineage].agents, lineage)
+        slot.side_b = (self.specs[other].agents, match.player_b)
 
     def _finish_episode(self, slot: _Slot) -> None:
         for agent in slot.trained:
             if slot.tracks[agent].pending is not None:
-                self._close_transition(slot.tracks[agent], done=True, next_obs=None)
-        (agent_a, player_a), (agent_b, player_b) = slot.side_a, slot.side_b
+                self._close_transition(agent, slot.tracks[agent], done=True, next_obs=None)
+        (agents_a, player_a), (agents_b, player_b) = slot.side_a, slot.side_b
+        scoring = self.config.env.scoring_team
+        if scoring is None or len(self.lineages) == 1:
+            outcome = slot.game.team_outcome(agents_a, agents_b)
+        else:
+            scorer_is_a = self.team_of[agents_a[0]] == scoring
+            outcome = slot.game.team_outcome(agents_a, agents_b, "a" if scorer_is_a else "b")
+        lineage_a = self.team_of[agents_a[0]]
         self.league.report(
             Report(
                 slot.match_id,
                 player_a,
                 player_b,
-                slot.game.outcome(agent_a, agent_b),
-                a_version=self.pool.learner_version if slot.kind == "training" else 0,
+                outcome,
+                a_version=self.pools[lineage_a].learner_version if slot.kind == "training" else 0,
                 kind=slot.kind,
                 steps=slot.steps,
             )
@@ -169,7 +232,9 @@ class RolloutWorker:
         self.stats.eval_games += slot.kind == "eval"
 
     # -- transitions ------------------------------------------------------------
-    def _close_transition(self, track: _Track, done: bool, next_obs: np.ndarray | None) -> None:
+    def _close_transition(
+        self, agent: str, track: _Track, done: bool, next_obs: np.ndarray | None
+    ) -> None:
         p = track.pending
         assert p is not None
         track.chunks.add(p.obs, p.mask, p.action, p.logp, p.value, p.version, p.reward, done)
@@ -178,12 +243,12 @@ class RolloutWorker:
         if track.chunks.full:
             # After a terminal step the bootstrap value is multiplied by 0 anyway.
             bootstrap = next_obs if next_obs is not None else np.zeros_like(p.obs)
-            self._outbox.append(encode_chunk(track.chunks.take(bootstrap)))
+            self._outbox[self.team_of[agent]].append(encode_chunk(track.chunks.take(bootstrap)))
 
     # -- the vector step ----------------------------------------------------------
     def step(self) -> None:
         """One decision for every agent that must act in every game."""
-        groups: dict[str, list[tuple[_Slot, str, np.ndarray, np.ndarray | None]]] = {}
+        groups: dict[Seat, list[tuple[_Slot, str, np.ndarray, np.ndarray | None]]] = {}
         for slot in self.slots:
             if slot.game.done:
                 self._start_episode(slot)
@@ -192,25 +257,26 @@ class RolloutWorker:
                 groups.setdefault(slot.seats[agent], []).append((slot, agent, obs, mask))
 
         actions: dict[int, dict[str, int | np.ndarray]] = {}
-        for key, rows in groups.items():
+        for (lineage, key), rows in groups.items():
+            spec, pool = self.specs[lineage], self.pools[lineage]
             obs = np.stack([r[2] for r in rows])
             masks = None if rows[0][3] is None else np.stack([r[3] for r in rows])
             if key == BUILTIN_RANDOM:
                 chosen = random_legal_actions(
-                    masks, self.spec.num_actions, self.rng, len(rows), self.spec.continuous
+                    masks, spec.num_actions, self.rng, len(rows), spec.continuous
                 )
             else:
-                net = self.pool.learner if key == LEARNER else self.pool.frozen(key)
+                net = pool.learner if key == LEARNER else pool.frozen(key)
                 chosen, logp, values = act(net, obs, masks, self.torch_gen)
             for j, (slot, agent, o, m) in enumerate(rows):
-                a = chosen[j] if self.spec.continuous else int(chosen[j])
+                a = chosen[j] if spec.continuous else int(chosen[j])
                 actions.setdefault(id(slot), {})[agent] = a
                 if key == LEARNER and agent in slot.trained:
                     track = slot.tracks[agent]
                     if track.pending is not None:
-                        self._close_transition(track, done=False, next_obs=o)
+                        self._close_transition(agent, track, done=False, next_obs=o)
                     track.pending = _Pending(
-                        o, m, a, float(logp[j]), float(values[j]), self.pool.learner_version
+                        o, m, a, float(logp[j]), float(values[j]), pool.learner_version
                     )
 
         for slot in self.slots:
@@ -228,20 +294,23 @@ class RolloutWorker:
                 self._finish_episode(slot)
 
     def flush(self, should_stop: Callable[[], bool] | None = None) -> None:
-        """Sends finished chunks in one round trip; blocks under back-pressure."""
-        if self._outbox:
-            ids = self.stream.add(self._outbox, should_stop=should_stop)
+        """Sends finished chunks, one round trip per stream; blocks under back-pressure."""
+        for lineage, outbox in self._outbox.items():
+            if not outbox:
+                continue
+            ids = self.streams[lineage].add(outbox, should_stop=should_stop)
             # An add abandoned because we are stopping sends nothing; say so.
-            if len(ids) != len(self._outbox):
-                log.info("stopping: %d finished chunks not sent", len(self._outbox))
+            if len(ids) != len(outbox):
+                log.info("stopping: %d finished chunks not sent", len(outbox))
             self.stats.chunks_sent += len(ids)
-            self._outbox = []
+            self._outbox[lineage] = []
 
     def maybe_refresh_weights(self, now: float) -> None:
         if now >= self._next_poll:
             self._next_poll = now + self.config.actors.weight_poll_seconds
-            if self.pool.refresh_learner():
-                self.stats.weight_updates += 1
+            for pool in self.pools.values():
+                if pool.refresh_learner():
+                    self.stats.weight_updates += 1
 
     def run(self, should_stop: Callable[[], bool], max_steps: int | None = None) -> RolloutStats:
         """Plays until should_stop() (or max_steps vector steps); sends every full chunk."""
@@ -252,6 +321,16 @@ class RolloutWorker:
             self.flush(should_stop)
             steps += 1
         return self.stats
+
+
+def _by_lineage(value: _T | Mapping[str, _T], lineages: list[str]) -> dict[str, _T]:
+    if isinstance(value, Mapping):
+        if sorted(value) != sorted(lineages):
+            raise ValueError(f"expected one entry per lineage {lineages}, got {sorted(value)}")
+        return dict(value)
+    if len(lineages) != 1:
+        raise ValueError(f"a team game needs one entry per lineage {lineages}")
+    return {lineages[0]: value}
 
 
 def new_actor_id(index: int) -> str:

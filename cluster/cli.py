@@ -122,6 +122,78 @@ def eval_(
         )
 
 
+@app.command()
+def replay(
+    run_dir: Path,
+    out: Annotated[Path, typer.Option(help="the video to write: .gif or .mp4")],
+    opponent: Annotated[
+        str, typer.Option(help="random | tactical | charge | snapshot:ID")
+    ] = "random",
+    policy: Annotated[
+        str | None, typer.Option(help="a snapshot to play (default: latest checkpoint)")
+    ] = None,
+    episodes: Annotated[int, typer.Option(min=1)] = 1,
+    seed: int = 0,
+    size: Annotated[int, typer.Option(min=16, max=640, help="frame width in pixels")] = 320,
+    fps: Annotated[
+        float | None, typer.Option(min=1, help="default: the env's real time (GIF: <= 50)")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="cut each episode after this many steps")
+    ] = None,
+    sample: Annotated[bool, typer.Option(help="sample actions instead of greedy")] = False,
+    caption: Annotated[bool, typer.Option(help="write players, step and verdict")] = True,
+    json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Write a video of the trained policy's games, seeded and seated as `selfplay eval`."""
+    from actors.video import VideoError, check_video_path
+    from envs.headless_gl import RenderUnavailable, import_mujoco, use_headless_gl
+
+    try:
+        check_video_path(out)
+    except VideoError as exc:
+        raise _fail(str(exc)) from None
+    cfg = _run_config(run_dir, None)
+    try:
+        # Before anything imports mujoco: it reads MUJOCO_GL once, at import.
+        import_mujoco(use_headless_gl())
+    except RenderUnavailable as exc:
+        raise _fail(str(exc)) from None
+    from actors.replay import replay as replay_games
+    from learner.checkpoint import CheckpointError
+
+    try:
+        result = replay_games(
+            run_dir,
+            cfg,
+            out,
+            opponent,
+            episodes,
+            seed,
+            size,
+            fps,
+            policy_id=policy,
+            max_steps=max_steps,
+            greedy=not sample,
+            caption=caption,
+        )
+    except (CheckpointError, FileNotFoundError, ValueError, RenderUnavailable) as exc:
+        raise _fail(str(exc)) from None
+    if json_:
+        print(json.dumps(result.as_json()))
+        return
+    for e in result.episodes:
+        winner = e.winner + (f" ({e.winner_agent})" if e.winner_agent else "")
+        print(
+            f"episode {e.episode}: policy as {e.policy_agent} vs {opponent}: winner {winner}, "
+            f"reason {e.reason}, {e.steps} steps, {e.frames} frames -> {result.out}"
+        )
+    print(
+        f"wrote {result.out}: {result.frames} frames, {result.width}x{result.height} at "
+        f"{result.fps:g} fps (policy v{result.policy_version})"
+    )
+
+
 @config_app.command("show")
 def config_show(config: Path, set_: SetOption = None) -> None:
     """Print the resolved config (defaults filled in, overrides applied)."""

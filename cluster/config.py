@@ -8,6 +8,7 @@ overrides go through exactly the same validation.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,8 +33,33 @@ class EnvConfig(_Section):
     api: Literal["auto", "aec", "parallel"] = "auto"
     kwargs: dict[str, Any] = Field(default_factory=dict)
     # The agent ids the learning policy may play; empty = all of them, one per episode
-    # (each seat/colour equally often).
+    # (each seat/colour equally often). Single-team games only.
     learner_agents: tuple[str, ...] = ()
+    # Games between two teams with different observation/action spaces (mpe2 simple_tag:
+    # predators and prey): team name -> agent-id prefixes. Each team gets its own policy,
+    # learner, trajectory stream and league lineage, all named after the team. Empty =
+    # one team of every agent, whose lineage is league.learner_player.
+    teams: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Team games the env does not judge itself: this team wins a match iff it scored (a
+    # positive episode return; tag's predators score by catching), else the other team
+    # wins. None = the team with the higher mean return wins, equal returns draw.
+    scoring_team: str | None = None
+
+    @model_validator(mode="after")
+    def _teams_make_sense(self) -> EnvConfig:
+        if self.teams:
+            if len(self.teams) != 2:
+                raise ValueError("env.teams: exactly two teams are supported")
+            for team, prefixes in self.teams.items():
+                if not re.fullmatch(r"[A-Za-z0-9_\-]{1,32}", team):
+                    raise ValueError(f"env.teams: bad team name {team!r} ([A-Za-z0-9_-]{{1,32}})")
+                if not prefixes:
+                    raise ValueError(f"env.teams.{team}: needs at least one agent-id prefix")
+            if self.learner_agents:
+                raise ValueError("env.learner_agents is for single-team games; use env.teams")
+        if self.scoring_team is not None and self.scoring_team not in self.teams:
+            raise ValueError(f"env.scoring_team {self.scoring_team!r} is not one of env.teams")
+        return self
 
 
 class ModelConfig(_Section):
@@ -143,6 +169,16 @@ class JobConfig(_Section):
         if self.algorithm.minibatches > self.algorithm.batch_chunks:
             raise ValueError("algorithm.minibatches must not exceed algorithm.batch_chunks")
         return self
+
+    def team_prefixes(self) -> dict[str, tuple[str, ...]]:
+        """Lineage (league player, weights, stream) -> agent-id prefixes of its team."""
+        if self.env.teams:
+            return dict(self.env.teams)
+        return {self.league.learner_player: ("",)}  # "" is a prefix of every agent id
+
+    def stream_name(self, lineage: str) -> str:
+        """The trajectory stream (and chunk job field) a lineage's learner consumes."""
+        return f"{self.job}-{lineage}" if self.env.teams else self.job
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

@@ -30,8 +30,6 @@ from envs.pettingzoo_adapter import Game
 
 log = logging.getLogger("selfplay")
 
-CHECKPOINT_REL = Path("checkpoints") / "learner.safetensors"
-
 
 class RunError(RuntimeError):
     pass
@@ -39,17 +37,27 @@ class RunError(RuntimeError):
 
 @dataclass
 class RunSummary:
+    """Team games (env.teams) have one learner and one stream per team: `learner` and
+    `stream` are then keyed by team name."""
+
     seconds: float
     learner: dict[str, Any]
     actors: list[dict[str, Any]]
-    stream: dict[str, int]
+    stream: dict[str, Any]
     throughput: dict[str, float]
 
 
+def checkpoint_paths(config: JobConfig) -> list[Path]:
+    from learner.learner import checkpoint_name
+
+    return [Path("checkpoints") / checkpoint_name(config, t) for t in config.team_prefixes()]
+
+
 def prepare_run_dir(run_dir: Path, config: JobConfig, resume: bool) -> None:
-    has_checkpoint = (run_dir / CHECKPOINT_REL).exists()
-    if resume and not has_checkpoint:
-        raise RunError(f"--resume: no checkpoint in {run_dir} ({CHECKPOINT_REL} is missing)")
+    missing = [p for p in checkpoint_paths(config) if not (run_dir / p).exists()]
+    has_checkpoint = len(missing) < len(checkpoint_paths(config))
+    if resume and missing:
+        raise RunError(f"--resume: no checkpoint in {run_dir} ({missing[0]} is missing)")
     if not resume and has_checkpoint:
         raise RunError(f"{run_dir} already holds a run: pass --resume or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -136,9 +144,9 @@ def run_job(
     from learner.ray_learner import LearnerActor
 
     prepare_run_dir(run_dir, config, resume)
-    spec = Game(config.env.name, config.env.api, config.env.kwargs).spec
+    teams = Game(config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()).teams
     n_actors = config.actors.num_actors
-    cpus = max(os.cpu_count() or 1, n_actors + 1)
+    cpus = max(os.cpu_count() or 1, n_actors + len(teams))
     started = time.monotonic()
     with ExitStack() as stack:
         endpoint = stack.enter_context(redis_for_run(run_dir, redis_url))
@@ -150,18 +158,24 @@ def run_job(
         league_address, token = stack.enter_context(league_for_run(run_dir, config))
         data = config.model_dump(mode="json")
         use_gpu = config.algorithm.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1
-        learner = LearnerActor.options(num_gpus=1 if use_gpu else 0, num_cpus=1).remote(
-            data,
-            endpoint,
-            league_address,
-            token,
-            str(run_dir),
-            spec.obs_dim,
-            spec.num_actions,
-            resume,
-            spec.continuous,
-        )
-        learner_run = learner.run.remote()
+        # Team games: one learner per team; they share the one GPU if there is one.
+        gpus = (1.0 / len(teams)) if use_gpu else 0
+        learners = {
+            lineage: LearnerActor.options(num_gpus=gpus, num_cpus=1).remote(
+                data,
+                endpoint,
+                league_address,
+                token,
+                str(run_dir),
+                spec.obs_dim,
+                spec.num_actions,
+                resume,
+                spec.continuous,
+                lineage,
+            )
+            for lineage, spec in teams.items()
+        }
+        learner_runs = {lineage: learner.run.remote() for lineage, learner in learners.items()}
         actors = [
             RolloutActor.options(num_cpus=min(config.actors.num_cpus, 1.0)).remote(
                 data, endpoint, league_address, token, i, config.algorithm.seed * 1000 + i
@@ -169,23 +183,27 @@ def run_job(
             for i in range(n_actors)
         ]
         actor_runs = [a.run.remote() for a in actors]
-        stream = TrajectoryStream(connect(endpoint), config.job)
+        client = connect(endpoint)
+        streams = {t: TrajectoryStream(client, config.stream_name(t)) for t in teams}
         deadline = None if minutes is None else started + 60 * minutes
-        watcher = _Watcher(learner, actors, stream)
+        watcher = _Watcher(learners, actors, streams)
         try:
-            watcher.watch([learner_run, *actor_runs], deadline, progress_every_s)
+            watcher.watch([*learner_runs.values(), *actor_runs], deadline, progress_every_s)
         except KeyboardInterrupt:
             print("stopping (Ctrl-C again to abort)...", file=sys.stderr)
         for actor in actors:
             actor.stop.remote()
         actor_stats = [get_or_explain(run) for run in actor_runs]
-        learner.stop.remote()
-        learner_stats = get_or_explain(learner_run)
+        for learner in learners.values():
+            learner.stop.remote()
+        learner_stats = {t: get_or_explain(run) for t, run in learner_runs.items()}
+        stream_stats = {t: stream.stats() for t, stream in streams.items()}
+        one = not config.env.teams
         return RunSummary(
             time.monotonic() - started,
-            learner_stats,
+            next(iter(learner_stats.values())) if one else learner_stats,
             actor_stats,
-            stream.stats(),
+            next(iter(stream_stats.values())) if one else stream_stats,
             watcher.throughput(),
         )
 
@@ -214,25 +232,36 @@ class _Watcher:
     """Prints progress to stderr; its first and last samples give the steady-state
     throughput (start-up excluded) reported in the run summary."""
 
-    def __init__(self, learner: Any, actors: list[Any], stream: TrajectoryStream):
-        self.learner, self.actors, self.stream = learner, actors, stream
+    def __init__(
+        self, learners: dict[str, Any], actors: list[Any], streams: dict[str, TrajectoryStream]
+    ):
+        self.learners, self.actors, self.streams = learners, actors, streams
         self.samples: list[_Sample] = []
 
     def sample(self) -> None:
         import ray
 
-        stats = ray.get(self.learner.stats.remote())
+        replies = ray.get([learner.stats.remote() for learner in self.learners.values()])
+        stats = dict(zip(self.learners, replies, strict=True))
         env_steps = sum(a["env_steps"] for a in ray.get([a.stats.remote() for a in self.actors]))
-        s = self.stream.stats()
+        streams = {t: s.stats() for t, s in self.streams.items()}
+        consumed = sum(s["steps_consumed"] for s in streams.values())
         now = time.monotonic()
         prev = self.samples[-1] if self.samples else None
-        self.samples.append(_Sample(now, s["steps_consumed"], env_steps))
-        rate = 0.0 if prev is None else (s["steps_consumed"] - prev.learner_steps) / (now - prev.t)
+        self.samples.append(_Sample(now, consumed, env_steps))
+        rate = 0.0 if prev is None else (consumed - prev.learner_steps) / (now - prev.t)
+        parts = []
+        for lineage, st in stats.items():
+            s = streams[lineage]
+            name = f"{lineage} " if len(stats) > 1 else ""
+            parts.append(
+                f"{name}version {st['version']} updates {st['updates']} trained "
+                f"{st['steps_trained']} steps stream {s['length']} dropped_lag "
+                f"{s['chunks_dropped_lag']} rejected {s['chunks_rejected']} "
+                f"lag_median {st['lag_median']}"
+            )
         print(
-            f"[{time.strftime('%H:%M:%S')}] version {stats['version']} "
-            f"updates {stats['updates']} trained {stats['steps_trained']} steps "
-            f"({rate:,.0f}/s) stream {s['length']} dropped_lag {s['chunks_dropped_lag']} "
-            f"rejected {s['chunks_rejected']} lag_median {stats['lag_median']}",
+            f"[{time.strftime('%H:%M:%S')}] {' | '.join(parts)} ({rate:,.0f} steps/s)",
             file=sys.stderr,
             flush=True,
         )

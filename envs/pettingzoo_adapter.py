@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,15 +67,40 @@ def _obs_dim(space: spaces.Space) -> tuple[int, bool]:
 class Game:
     """One PettingZoo game instance behind the actor-facing interface."""
 
-    def __init__(self, name: str, api: str = "auto", kwargs: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        name: str,
+        api: str = "auto",
+        kwargs: Mapping[str, Any] | None = None,
+        teams: Mapping[str, Sequence[str]] | None = None,
+    ):
+        """`teams`: team name -> agent-id prefixes; every agent must match exactly one team
+        and a team's agents must share observation and action spaces. None = one team
+        "main" of every agent."""
         factory, self._aec = _resolve_factory(name, api)
         try:
             self._env = factory(**dict(kwargs or {}))
         except TypeError as exc:
             raise EnvConfigError(f"env.kwargs: {exc}") from None
         agents = tuple(self._env.possible_agents)
+        self.team_of = _assign_teams(name, agents, teams or {"main": ("",)})
+        self.teams: dict[str, GameSpec] = {}
+        for team in dict.fromkeys(self.team_of.values()):
+            members = tuple(a for a in agents if self.team_of[a] == team)
+            self.teams[team] = self._team_spec(name, members)
+        # Discrete observations (e.g. rock-paper-scissors) are one-hot encoded.
+        self._one_hot = {
+            a: isinstance(self._env.observation_space(a), spaces.Discrete) for a in agents
+        }
+        self.agents = agents
+        self._obs: dict[str, Any] = {}
+        self.done = True
+        self.returns: dict[str, float] = {}
+        self.winner: str | None | bool = False
+
+    def _team_spec(self, name: str, members: tuple[str, ...]) -> GameSpec:
         obs_dims, masks, actions = set(), set(), set()
-        for agent in agents:
+        for agent in members:
             dim, has_mask = _obs_dim(self._env.observation_space(agent))
             obs_dims.add(dim)
             masks.add(has_mask)
@@ -88,22 +113,23 @@ class Game:
                 actions.add((int(space.shape[0]), True))
             else:
                 raise EnvConfigError(f"{name}: unsupported action space {space}")
-        if len(obs_dims) != 1 or len(actions) != 1:
+        if len(obs_dims) != 1 or len(actions) != 1 or len(masks) != 1:
             raise EnvConfigError(
-                f"{name}: agents differ in observation/action sizes; give each role its own policy"
+                f"{name}: agents {list(members)} differ in observation/action spaces; give "
+                "each kind its own policy with env.teams"
             )
         n_actions, continuous = actions.pop()
-        self.spec = GameSpec(agents, obs_dims.pop(), n_actions, masks.pop(), self._aec, continuous)
-        # Discrete observations (e.g. rock-paper-scissors) are one-hot encoded.
-        first_space = self._env.observation_space(agents[0])
-        self._one_hot = isinstance(first_space, spaces.Discrete)
-        self._obs: dict[str, Any] = {}
-        self.done = True
-        self.returns: dict[str, float] = {}
-        self.winner: str | None | bool = False
+        return GameSpec(members, obs_dims.pop(), n_actions, masks.pop(), self._aec, continuous)
+
+    @property
+    def spec(self) -> GameSpec:
+        """The spec of a single-team game (every agent plays the same policy)."""
+        if len(self.teams) != 1:
+            raise EnvConfigError(f"this game has teams {list(self.teams)}; use Game.teams")
+        return next(iter(self.teams.values()))
 
     def reset(self, seed: int | None = None) -> None:
-        self.returns = {a: 0.0 for a in self.spec.agents}
+        self.returns = {a: 0.0 for a in self.agents}
         self.winner: str | None | bool = False  # False: the env does not say
         if self._aec:
             self._env.reset(seed=seed)
@@ -124,8 +150,8 @@ class Game:
             obs = np.asarray(raw["observation"], dtype=np.float32).reshape(-1)
             mask = raw.get("action_mask")
             return obs, (None if mask is None else np.asarray(mask, dtype=np.uint8))
-        if self._one_hot:
-            obs = np.zeros(self.spec.obs_dim, np.float32)
+        if self._one_hot[agent]:
+            obs = np.zeros(self.teams[self.team_of[agent]].obs_dim, np.float32)
             obs[int(raw)] = 1.0
             return obs, None
         return np.asarray(raw, dtype=np.float32).reshape(-1), None
@@ -137,35 +163,56 @@ class Game:
             return "a_win" if self.winner == agent else "b_win" if self.winner == other else "draw"
         return outcome_for(self.returns, agent, other)
 
+    def team_outcome(
+        self, side_a: Sequence[str], side_b: Sequence[str], scoring: str | None = None
+    ) -> str:
+        """ "a_win" / "b_win" / "draw" between two groups of agents. The env's verdict wins
+        if it gives one; else with `scoring` ("a" or "b") that side wins iff it scored (a
+        positive total return) and otherwise loses; else the higher mean return wins."""
+        if self.winner is not False:
+            if self.winner in side_a:
+                return "a_win"
+            return "b_win" if self.winner in side_b else "draw"
+        total_a = sum(self.returns[a] for a in side_a)
+        total_b = sum(self.returns[b] for b in side_b)
+        if scoring == "a":
+            return "a_win" if total_a > 0 else "b_win"
+        if scoring == "b":
+            return "b_win" if total_b > 0 else "a_win"
+        mean_a, mean_b = total_a / len(side_a), total_b / len(side_b)
+        return "a_win" if mean_a > mean_b else "b_win" if mean_a < mean_b else "draw"
+
     def step(self, actions: Mapping[str, Any]) -> dict[str, float]:
         """Applies the actions of `to_act()`; returns each agent's reward for it."""
         env = self._env
         if self._aec:
             env.step(int(actions[env.agent_selection]))
-            rewards = {a: float(env.rewards.get(a, 0.0)) for a in self.spec.agents}
+            rewards = {a: float(env.rewards.get(a, 0.0)) for a in self.agents}
             # The game ends for everyone in the two-player games we rate; an agent
             # left over after termination must still be stepped with None.
             self.done = self._aec_finished()
             # An agent that finished before the others must be stepped with None.
             while not self.done and self._agent_finished(env.agent_selection):
                 env.step(None)
-                for a in self.spec.agents:
+                for a in self.agents:
                     rewards[a] += float(env.rewards.get(a, 0.0))
                 self.done = self._aec_finished()
         else:
-            if self.spec.continuous:
-                moves = {
-                    a: np.clip(np.asarray(x, np.float32), -1.0, 1.0) for a, x in actions.items()
-                }
-            else:
-                moves = {a: int(x) for a, x in actions.items()}
+            moves = {
+                a: (
+                    np.clip(np.asarray(x, np.float32), -1.0, 1.0)
+                    if self.teams[self.team_of[a]].continuous
+                    else int(x)
+                )
+                for a, x in actions.items()
+            }
             self._obs, raw_rewards, terms, truncs, infos = env.step(moves)
             # Envs that judge the game themselves (sumo) name the winner; returns
             # would also count the shaping rewards.
             for info in infos.values():
                 if isinstance(info, dict) and "winner" in info:
                     self.winner = info["winner"]
-            rewards = {a: float(raw_rewards.get(a, 0.0)) for a in self.spec.agents}
+            rewards = {a: float(raw_rewards.get(a, 0.0)) for a in self.agents}
             self.done = not env.agents or all(terms.get(a) or truncs.get(a) for a in env.agents)
         for agent, reward in rewards.items():
             self.returns[agent] += reward
@@ -196,6 +243,23 @@ class Game:
 
     def close(self) -> None:
         self._env.close()
+
+
+def _assign_teams(
+    name: str, agents: Sequence[str], teams: Mapping[str, Sequence[str]]
+) -> dict[str, str]:
+    """agent -> team by agent-id prefix; every agent must match exactly one team."""
+    team_of: dict[str, str] = {}
+    for agent in agents:
+        matches = [t for t, prefixes in teams.items() if any(agent.startswith(p) for p in prefixes)]
+        if len(matches) != 1:
+            found = "no team" if not matches else f"teams {matches}"
+            raise EnvConfigError(f"env.teams: agent {agent!r} of {name} matches {found}")
+        team_of[agent] = matches[0]
+    empty = [t for t in teams if t not in team_of.values()]
+    if empty:
+        raise EnvConfigError(f"env.teams: no agent of {name} belongs to team(s) {empty}")
+    return team_of
 
 
 def outcome_for(returns: Mapping[str, float], agent: str, other: str) -> str:

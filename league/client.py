@@ -189,13 +189,15 @@ class LeagueClient:
         """All players in registration order."""
         return [_player(p) for p in self._call("ListPlayers", pb.ListPlayersRequest()).players]
 
-    def sample_opponent(self, player: str) -> Match:
-        """A training match for learner `player` (player_b == player_a: latest self)."""
-        reply = self._call("SampleOpponent", pb.SampleOpponentRequest(player=player))
-        return _match(reply.match)
+    def sample_opponent(self, player: str, opponent_lineage: str = "") -> Match:
+        """A training match for learner `player` (player_b == player_a: latest self); in
+        team games the opponent comes from `opponent_lineage`."""
+        request = pb.SampleOpponentRequest(player=player, opponent_lineage=opponent_lineage)
+        return _match(self._call("SampleOpponent", request).match)
 
-    def sample_eval_match(self) -> Match:
-        return _match(self._call("SampleEvalMatch", pb.SampleEvalMatchRequest()).match)
+    def sample_eval_match(self, lineage_a: str = "", lineage_b: str = "") -> Match:
+        request = pb.SampleEvalMatchRequest(lineage_a=lineage_a, lineage_b=lineage_b)
+        return _match(self._call("SampleEvalMatch", request).match)
 
     def report_result(
         self,

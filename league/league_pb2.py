@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13league/league.proto\x12\x12selfplay.league.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x06Player\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.selfplay.league.v1.PlayerKind\x12\x0f\n\x07lineage\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\x05Match\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x10\n\x08player_a\x18\x02 \x01(\t\x12\x10\n\x08player_b\x18\x03 \x01(\t\x12+\n\x04kind\x18\x04 \x01(\x0e\x32\x1d.selfplay.league.v1.MatchKind\"\xc8\x01\n\x0cPlayerRating\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x0b\n\x03\x65lo\x18\x02 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x03 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x04 \x01(\x01\x12\r\n\x05games\x18\x05 \x01(\x03\x12\x0c\n\x04wins\x18\x06 \x01(\x03\x12\r\n\x05\x64raws\x18\x07 \x01(\x03\x12\x0e\n\x06losses\x18\x08 \x01(\x03\x12\r\n\x05rated\x18\t \x01(\x08\x12,\n\x04kind\x18\n \x01(\x0e\x32\x1e.selfplay.league.v1.PlayerKind\"S\n\x15RegisterPlayerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.selfplay.league.v1.PlayerKind\"U\n\x16RegisterPlayerResponse\x12*\n\x06player\x18\x01 \x01(\x0b\x32\x1a.selfplay.league.v1.Player\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\";\n\x17RegisterSnapshotRequest\x12\x0f\n\x07lineage\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"W\n\x18RegisterSnapshotResponse\x12*\n\x06player\x18\x01 \x01(\x0b\x32\x1a.selfplay.league.v1.Player\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x14\n\x12ListPlayersRequest\"B\n\x13ListPlayersResponse\x12+\n\x07players\x18\x01 \x03(\x0b\x32\x1a.selfplay.league.v1.Player\"\'\n\x15SampleOpponentRequest\x12\x0e\n\x06player\x18\x01 \x01(\t\"B\n\x16SampleOpponentResponse\x12(\n\x05match\x18\x01 \x01(\x0b\x32\x19.selfplay.league.v1.Match\"\x18\n\x16SampleEvalMatchRequest\"C\n\x17SampleEvalMatchResponse\x12(\n\x05match\x18\x01 \x01(\x0b\x32\x19.selfplay.league.v1.Match\"\xc8\x01\n\x13ReportResultRequest\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x10\n\x08player_a\x18\x02 \x01(\t\x12\x10\n\x08player_b\x18\x03 \x01(\t\x12,\n\x07outcome\x18\x04 \x01(\x0e\x32\x1b.selfplay.league.v1.Outcome\x12\x11\n\ta_version\x18\x05 \x01(\x03\x12+\n\x04kind\x18\x06 \x01(\x0e\x32\x1d.selfplay.league.v1.MatchKind\x12\r\n\x05steps\x18\x07 \x01(\x03\"K\n\x14ReportResultResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x13\n\x11GetRatingsRequest\"W\n\x12GetRatingsResponse\x12\x31\n\x07ratings\x18\x01 \x03(\x0b\x32 .selfplay.league.v1.PlayerRating\x12\x0e\n\x06\x61nchor\x18\x02 \x01(\t*u\n\nPlayerKind\x12\x1b\n\x17PLAYER_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13PLAYER_KIND_LEARNER\x10\x01\x12\x18\n\x14PLAYER_KIND_SNAPSHOT\x10\x02\x12\x17\n\x13PLAYER_KIND_BUILTIN\x10\x03*Z\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x11\n\rOUTCOME_A_WIN\x10\x01\x12\x11\n\rOUTCOME_B_WIN\x10\x02\x12\x10\n\x0cOUTCOME_DRAW\x10\x03*U\n\tMatchKind\x12\x1a\n\x16MATCH_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13MATCH_KIND_TRAINING\x10\x01\x12\x13\n\x0fMATCH_KIND_EVAL\x10\x02\x32\xd5\x05\n\x06League\x12g\n\x0eRegisterPlayer\x12).selfplay.league.v1.RegisterPlayerRequest\x1a*.selfplay.league.v1.RegisterPlayerResponse\x12m\n\x10RegisterSnapshot\x12+.selfplay.league.v1.RegisterSnapshotRequest\x1a,.selfplay.league.v1.RegisterSnapshotResponse\x12^\n\x0bListPlayers\x12&.selfplay.league.v1.ListPlayersRequest\x1a\'.selfplay.league.v1.ListPlayersResponse\x12g\n\x0eSampleOpponent\x12).selfplay.league.v1.SampleOpponentRequest\x1a*.selfplay.league.v1.SampleOpponentResponse\x12j\n\x0fSampleEvalMatch\x12*.selfplay.league.v1.SampleEvalMatchRequest\x1a+.selfplay.league.v1.SampleEvalMatchResponse\x12\x61\n\x0cReportResult\x12\'.selfplay.league.v1.ReportResultRequest\x1a(.selfplay.league.v1.ReportResultResponse\x12[\n\nGetRatings\x12%.selfplay.league.v1.GetRatingsRequest\x1a&.selfplay.league.v1.GetRatingsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13league/league.proto\x12\x12selfplay.league.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x06Player\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.selfplay.league.v1.PlayerKind\x12\x0f\n\x07lineage\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\x05Match\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x10\n\x08player_a\x18\x02 \x01(\t\x12\x10\n\x08player_b\x18\x03 \x01(\t\x12+\n\x04kind\x18\x04 \x01(\x0e\x32\x1d.selfplay.league.v1.MatchKind\"\xc8\x01\n\x0cPlayerRating\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x0b\n\x03\x65lo\x18\x02 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x03 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x04 \x01(\x01\x12\r\n\x05games\x18\x05 \x01(\x03\x12\x0c\n\x04wins\x18\x06 \x01(\x03\x12\r\n\x05\x64raws\x18\x07 \x01(\x03\x12\x0e\n\x06losses\x18\x08 \x01(\x03\x12\r\n\x05rated\x18\t \x01(\x08\x12,\n\x04kind\x18\n \x01(\x0e\x32\x1e.selfplay.league.v1.PlayerKind\"S\n\x15RegisterPlayerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.selfplay.league.v1.PlayerKind\"U\n\x16RegisterPlayerResponse\x12*\n\x06player\x18\x01 \x01(\x0b\x32\x1a.selfplay.league.v1.Player\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\";\n\x17RegisterSnapshotRequest\x12\x0f\n\x07lineage\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"W\n\x18RegisterSnapshotResponse\x12*\n\x06player\x18\x01 \x01(\x0b\x32\x1a.selfplay.league.v1.Player\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x14\n\x12ListPlayersRequest\"B\n\x13ListPlayersResponse\x12+\n\x07players\x18\x01 \x03(\x0b\x32\x1a.selfplay.league.v1.Player\"A\n\x15SampleOpponentRequest\x12\x0e\n\x06player\x18\x01 \x01(\t\x12\x18\n\x10opponent_lineage\x18\x02 \x01(\t\"B\n\x16SampleOpponentResponse\x12(\n\x05match\x18\x01 \x01(\x0b\x32\x19.selfplay.league.v1.Match\">\n\x16SampleEvalMatchRequest\x12\x11\n\tlineage_a\x18\x01 \x01(\t\x12\x11\n\tlineage_b\x18\x02 \x01(\t\"C\n\x17SampleEvalMatchResponse\x12(\n\x05match\x18\x01 \x01(\x0b\x32\x19.selfplay.league.v1.Match\"\xc8\x01\n\x13ReportResultRequest\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x10\n\x08player_a\x18\x02 \x01(\t\x12\x10\n\x08player_b\x18\x03 \x01(\t\x12,\n\x07outcome\x18\x04 \x01(\x0e\x32\x1b.selfplay.league.v1.Outcome\x12\x11\n\ta_version\x18\x05 \x01(\x03\x12+\n\x04kind\x18\x06 \x01(\x0e\x32\x1d.selfplay.league.v1.MatchKind\x12\r\n\x05steps\x18\x07 \x01(\x03\"K\n\x14ReportResultResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x13\n\x11GetRatingsRequest\"W\n\x12GetRatingsResponse\x12\x31\n\x07ratings\x18\x01 \x03(\x0b\x32 .selfplay.league.v1.PlayerRating\x12\x0e\n\x06\x61nchor\x18\x02 \x01(\t*u\n\nPlayerKind\x12\x1b\n\x17PLAYER_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13PLAYER_KIND_LEARNER\x10\x01\x12\x18\n\x14PLAYER_KIND_SNAPSHOT\x10\x02\x12\x17\n\x13PLAYER_KIND_BUILTIN\x10\x03*Z\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x11\n\rOUTCOME_A_WIN\x10\x01\x12\x11\n\rOUTCOME_B_WIN\x10\x02\x12\x10\n\x0cOUTCOME_DRAW\x10\x03*U\n\tMatchKind\x12\x1a\n\x16MATCH_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13MATCH_KIND_TRAINING\x10\x01\x12\x13\n\x0fMATCH_KIND_EVAL\x10\x02\x32\xd5\x05\n\x06League\x12g\n\x0eRegisterPlayer\x12).selfplay.league.v1.RegisterPlayerRequest\x1a*.selfplay.league.v1.RegisterPlayerResponse\x12m\n\x10RegisterSnapshot\x12+.selfplay.league.v1.RegisterSnapshotRequest\x1a,.selfplay.league.v1.RegisterSnapshotResponse\x12^\n\x0bListPlayers\x12&.selfplay.league.v1.ListPlayersRequest\x1a\'.selfplay.league.v1.ListPlayersResponse\x12g\n\x0eSampleOpponent\x12).selfplay.league.v1.SampleOpponentRequest\x1a*.selfplay.league.v1.SampleOpponentResponse\x12j\n\x0fSampleEvalMatch\x12*.selfplay.league.v1.SampleEvalMatchRequest\x1a+.selfplay.league.v1.SampleEvalMatchResponse\x12\x61\n\x0cReportResult\x12\'.selfplay.league.v1.ReportResultRequest\x1a(.selfplay.league.v1.ReportResultResponse\x12[\n\nGetRatings\x12%.selfplay.league.v1.GetRatingsRequest\x1a&.selfplay.league.v1.GetRatingsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'league.league_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PLAYERKIND']._serialized_start=1544
-  _globals['_PLAYERKIND']._serialized_end=1661
-  _globals['_OUTCOME']._serialized_start=1663
-  _globals['_OUTCOME']._serialized_end=1753
-  _globals['_MATCHKIND']._serialized_start=1755
-  _globals['_MATCHKIND']._serialized_end=1840
+  _globals['_PLAYERKIND']._serialized_start=1608
+  _globals['_PLAYERKIND']._serialized_end=1725
+  _globals['_OUTCOME']._serialized_start=1727
+  _globals['_OUTCOME']._serialized_end=1817
+  _globals['_MATCHKIND']._serialized_start=1819
+  _globals['_MATCHKIND']._serialized_end=1904
   _globals['_PLAYER']._serialized_start=77
   _globals['_PLAYER']._serialized_end=225
   _globals['_MATCH']._serialized_start=227
@@ -57,21 +57,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPLAYERSRESPONSE']._serialized_start=882
   _globals['_LISTPLAYERSRESPONSE']._serialized_end=948
   _globals['_SAMPLEOPPONENTREQUEST']._serialized_start=950
-  _globals['_SAMPLEOPPONENTREQUEST']._serialized_end=989
-  _globals['_SAMPLEOPPONENTRESPONSE']._serialized_start=991
-  _globals['_SAMPLEOPPONENTRESPONSE']._serialized_end=1057
-  _globals['_SAMPLEEVALMATCHREQUEST']._serialized_start=1059
-  _globals['_SAMPLEEVALMATCHREQUEST']._serialized_end=1083
-  _globals['_SAMPLEEVALMATCHRESPONSE']._serialized_start=1085
-  _globals['_SAMPLEEVALMATCHRESPONSE']._serialized_end=1152
-  _globals['_REPORTRESULTREQUEST']._serialized_start=1155
-  _globals['_REPORTRESULTREQUEST']._serialized_end=1355
-  _globals['_REPORTRESULTRESPONSE']._serialized_start=1357
-  _globals['_REPORTRESULTRESPONSE']._serialized_end=1432
-  _globals['_GETRATINGSREQUEST']._serialized_start=1434
-  _globals['_GETRATINGSREQUEST']._serialized_end=1453
-  _globals['_GETRATINGSRESPONSE']._serialized_start=1455
-  _globals['_GETRATINGSRESPONSE']._serialized_end=1542
-  _globals['_LEAGUE']._serialized_start=1843
-  _globals['_LEAGUE']._serialized_end=2568
+  _globals['_SAMPLEOPPONENTREQUEST']._serialized_end=1015
+  _globals['_SAMPLEOPPONENTRESPONSE']._serialized_start=1017
+  _globals['_SAMPLEOPPONENTRESPONSE']._serialized_end=1083
+  _globals['_SAMPLEEVALMATCHREQUEST']._serialized_start=1085
+  _globals['_SAMPLEEVALMATCHREQUEST']._serialized_end=1147
+  _globals['_SAMPLEEVALMATCHRESPONSE']._serialized_start=1149
+  _globals['_SAMPLEEVALMATCHRESPONSE']._serialized_end=1216
+  _globals['_REPORTRESULTREQUEST']._serialized_start=1219
+  _globals['_REPORTRESULTREQUEST']._serialized_end=1419
+  _globals['_REPORTRESULTRESPONSE']._serialized_start=1421
+  _globals['_REPORTRESULTRESPONSE']._serialized_end=1496
+  _globals['_GETRATINGSREQUEST']._serialized_start=1498
+  _globals['_GETRATINGSREQUEST']._serialized_end=1517
+  _globals['_GETRATINGSRESPONSE']._serialized_start=1519
+  _globals['_GETRATINGSRESPONSE']._serialized_end=1606
+  _globals['_LEAGUE']._serialized_start=1907
+  _globals['_LEAGUE']._serialized_end=2632
 # @@protoc_insertion_point(module_scope)

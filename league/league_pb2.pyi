@@ -134,10 +134,12 @@ class ListPlayersResponse(_message.Message):
     def __init__(self, players: _Optional[_Iterable[_Union[Player, _Mapping]]] = ...) -> None: ...
 
 class SampleOpponentRequest(_message.Message):
-    __slots__ = ("player",)
+    __slots__ = ("player", "opponent_lineage")
     PLAYER_FIELD_NUMBER: _ClassVar[int]
+    OPPONENT_LINEAGE_FIELD_NUMBER: _ClassVar[int]
     player: str
-    def __init__(self, player: _Optional[str] = ...) -> None: ...
+    opponent_lineage: str
+    def __init__(self, player: _Optional[str] = ..., opponent_lineage: _Optional[str] = ...) -> None: ...
 
 class SampleOpponentResponse(_message.Message):
     __slots__ = ("match",)
@@ -146,8 +148,12 @@ class SampleOpponentResponse(_message.Message):
     def __init__(self, match: _Optional[_Union[Match, _Mapping]] = ...) -> None: ...
 
 class SampleEvalMatchRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("lineage_a", "lineage_b")
+    LINEAGE_A_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_B_FIELD_NUMBER: _ClassVar[int]
+    lineage_a: str
+    lineage_b: str
+    def __init__(self, lineage_a: _Optional[str] = ..., lineage_b: _Optional[str] = ...) -> None: ...
 
 class SampleEvalMatchResponse(_message.Message):
     __slots__ = ("match",)

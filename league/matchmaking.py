@@ -34,39 +34,52 @@ class Matchmaker:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
-    def training_pool(
-        self, learner: PlayerRecord, players: Sequence[PlayerRecord]
-    ) -> list[PlayerRecord]:
-        """The frozen players `learner` may face besides itself."""
+    def training_pool(self, lineage: str, players: Sequence[PlayerRecord]) -> list[PlayerRecord]:
+        """The frozen players of `lineage` (its snapshots) plus every builtin."""
         return [
             p
             for p in players
             if p.kind == PlayerKind.BUILTIN
-            or (p.kind == PlayerKind.SNAPSHOT and p.lineage == learner.id)
+            or (p.kind == PlayerKind.SNAPSHOT and p.lineage == lineage)
         ]
 
-    def training_opponent(self, learner: PlayerRecord, players: Sequence[PlayerRecord]) -> str:
-        """An opponent id for `learner`; its own id means "latest self"."""
-        pool = self.training_pool(learner, players)
+    def training_opponent(
+        self, learner: PlayerRecord, players: Sequence[PlayerRecord], opponent_lineage: str = ""
+    ) -> str:
+        """An opponent id for `learner`, drawn from `opponent_lineage` (default its own):
+        that lineage's id means its latest learner ("latest self" for the own lineage)."""
+        lineage = opponent_lineage or learner.id
+        pool = self.training_pool(lineage, players)
         with self._lock:
             # With nobody frozen to play (no builtins configured), self-play is all there is.
             if not pool or self._rng.random() < self.self_play_fraction:
-                return learner.id
+                return lineage
             return self._rng.choice(pool).id
 
     def eval_pair(
-        self, players: Sequence[PlayerRecord], games: Mapping[str, int]
+        self,
+        players: Sequence[PlayerRecord],
+        games: Mapping[str, int],
+        lineages: tuple[str, str] = ("", ""),
     ) -> tuple[str, str]:
-        """(player_a, player_b) for an evaluation match; `players` in registration order."""
-        frozen = [p for p in players if p.frozen]
-        if len(frozen) < 2:
+        """(player_a, player_b) for an evaluation match; `players` in registration order.
+        With `lineages` (team games) a is drawn from the first lineage's frozen players and
+        b from the second's; otherwise both from all frozen players."""
+        if lineages[0] or lineages[1]:
+            side_a = self.training_pool(lineages[0], players)
+            side_b = self.training_pool(lineages[1], players)
+        else:
+            side_a = side_b = [p for p in players if p.frozen]
+        if len(side_a) < 1 or len(side_b) < 1 or len({p.id for p in side_a + side_b}) < 2:
             raise NoEvalPair(
-                f"an eval match needs at least 2 frozen players, the league has {len(frozen)}"
+                "an eval match needs two different frozen players, the league has "
+                f"{len(side_a)} and {len(side_b)} to choose from"
             )
-        # Registration order breaks ties: a later index is newer.
-        order = {p.id: k for k, p in enumerate(frozen)}
-        first = min(frozen, key=lambda p: (games.get(p.id, 0), -order[p.id]))
-        others = [p for p in frozen if p.id != first.id]
+        # The player with the fewest rated games goes first; registration order breaks
+        # ties (a later index is newer, so its rating is the least known).
+        order = {p.id: k for k, p in enumerate(players)}
+        first = min(side_a, key=lambda p: (games.get(p.id, 0), -order[p.id]))
+        others = [p for p in side_b if p.id != first.id]
         with self._lock:
             second = self._rng.choice(others)
         return first.id, second.id

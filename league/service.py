@@ -190,7 +190,13 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
                 f"player {learner.id!r} is a {learner.kind}; only LEARNER players get "
                 "training opponents",
             )
-        opponent = self._matchmaker.training_opponent(learner, self._store.players())
+        if request.opponent_lineage:
+            other = self._player(request.opponent_lineage, "opponent_lineage")
+            if other.kind != PlayerKind.LEARNER:
+                raise _invalid(f"opponent_lineage {other.id!r} is a {other.kind}, not a LEARNER")
+        opponent = self._matchmaker.training_opponent(
+            learner, self._store.players(), request.opponent_lineage
+        )
         match = pb.Match(
             match_id=uuid.uuid4().hex,
             player_a=learner.id,
@@ -204,7 +210,11 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
         try:
             with self._rated_lock:
                 counts = dict(self._rated_games)
-            a, b = self._matchmaker.eval_pair(self._store.players(), counts)
+            lineages = (request.lineage_a, request.lineage_b)
+            for field, name in zip(("lineage_a", "lineage_b"), lineages, strict=True):
+                if name and self._player(name, field).kind != PlayerKind.LEARNER:
+                    raise _invalid(f"{field} {name!r} is not a LEARNER lineage")
+            a, b = self._matchmaker.eval_pair(self._store.players(), counts, lineages)
         except NoEvalPair as exc:
             raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
         match = pb.Match(match_id=uuid.uuid4().hex, player_a=a, player_b=b, kind=pb.MATCH_KIND_EVAL)

@@ -32,6 +32,11 @@ from learner.ppo_vtrace import Batch, update
 log = logging.getLogger(__name__)
 
 
+def checkpoint_name(config: JobConfig, lineage: str) -> str:
+    """One checkpoint per learner: team games keep one per team."""
+    return f"learner-{lineage}.safetensors" if config.env.teams else CHECKPOINT_NAME
+
+
 def pick_device(setting: str) -> torch.device:
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
@@ -79,10 +84,14 @@ class Learner:
         num_actions: int,
         resume: bool = False,
         continuous: bool = False,
+        lineage: str | None = None,
     ):
+        """`lineage`: the league player this learner trains (a team's name in team games;
+        default league.learner_player)."""
         self.config, self.run_dir = config, run_dir
         self.stream, self.weights, self.league = stream, weights, league
-        self.player = config.league.learner_player
+        self.player = lineage or config.league.learner_player
+        self.stream_name = config.stream_name(self.player)
         self.device = pick_device(config.algorithm.device)
         torch.manual_seed(config.algorithm.seed)
         self.net = build_net(config.model, obs_dim, num_actions, continuous).to(self.device)
@@ -96,7 +105,7 @@ class Learner:
         )
         self.consumer = f"learner-{socket.gethostname()}"
         self.counters = LearnerCounters()
-        self.checkpoint_path = run_dir / "checkpoints" / CHECKPOINT_NAME
+        self.checkpoint_path = run_dir / "checkpoints" / checkpoint_name(config, self.player)
         if resume:
             meta = load_checkpoint(self.checkpoint_path, self.net, self.optimizer)
             self.counters = LearnerCounters(**meta["counters"])
@@ -155,7 +164,7 @@ class Learner:
         stale: list[str] = []
         for entry_id, data in entries:
             try:
-                chunk = decode_chunk(data, self.spec, job=self.config.job)
+                chunk = decode_chunk(data, self.spec, job=self.stream_name)
             except CodecError as exc:
                 self.stream.dead_letter(entry_id, data, str(exc))
                 self.counters.chunks_rejected += 1
@@ -165,7 +174,7 @@ class Learner:
                         "rejected chunk %s (%d so far, kept in dead:%s): %s",
                         entry_id,
                         n,
-                        self.config.job,
+                        self.stream_name,
                         exc,
                     )
                 continue
@@ -241,7 +250,8 @@ class Learner:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.run_dir / "tb"))
+            teams = self.config.env.teams
+            self._writer = SummaryWriter(str(self.run_dir / "tb" / (self.player if teams else "")))
         step = self.counters.steps_trained
         for key, value in stats.items():
             self._writer.add_scalar(key, value, step)

@@ -33,20 +33,25 @@ class LearnerActor:
         num_actions: int,
         resume: bool,
         continuous: bool = False,
+        lineage: str | None = None,
     ):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         config = JobConfig.model_validate(config_data)
         client = connect(redis)
+        lineage = lineage or config.league.learner_player
         self.learner = Learner(
             config,
             Path(run_dir),
-            TrajectoryStream(client, config.job, config.transport.max_stream_length),
+            TrajectoryStream(
+                client, config.stream_name(lineage), config.transport.max_stream_length
+            ),
             WeightStore(client, config.job, config.transport.keep_weight_versions),
             LeagueClient(league_address, league_token),
             obs_dim,
             num_actions,
             resume=resume,
             continuous=continuous,
+            lineage=lineage,
         )
         self._stop = threading.Event()
 

@@ -209,10 +209,70 @@ def test_sumo_with_continuous_actions_trains(
     learner, worker, stream = make_parts(
         tiny_config("sumotest", env), redis_client, league, tmp_path
     )
-    assert worker.spec.continuous and worker.spec.num_actions == 2
+    assert worker.specs["main"].continuous and worker.specs["main"].num_actions == 2
     worker.run(lambda: False, max_steps=120)
     trained = train_until_starved(learner)
     worker.league.close()
     assert trained > 0 and learner.counters.chunks_rejected == 0
     assert worker.stats.games >= 8  # 40-step episodes: each slot finished some
     assert LeagueStore(tmp_path / "league.db", readonly=True).result_count() == worker.stats.games
+
+
+def test_team_game_trains_one_policy_per_team(
+    redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
+) -> None:
+    """mpe2 simple_tag: three predators (obs 16) against one prey (obs 14). Each team has
+    its own learner, stream and league lineage; the league only pairs across teams."""
+    env = {
+        "name": "mpe2.simple_tag_v3",
+        "api": "parallel",
+        "kwargs": {"max_cycles": 10},
+        "teams": {"predator": ["adversary_"], "prey": ["agent_"]},
+        "scoring_team": "predator",
+    }
+    cfg = tiny_config("tagtest", env)
+    cfg = cfg.model_copy(update={"league": cfg.league.model_copy(update={"eval_fraction": 0.2})})
+    teams = Game(env["name"], "parallel", env["kwargs"], cfg.team_prefixes()).teams
+    assert {t: (s.obs_dim, len(s.agents)) for t, s in teams.items()} == {
+        "predator": (16, 3),
+        "prey": (14, 1),
+    }
+    store = WeightStore(redis_client, cfg.job)
+    learners, pools, streams = {}, {}, {}
+    for team, spec in teams.items():
+        streams[team] = TrajectoryStream(redis_client, cfg.stream_name(team))
+        learners[team] = Learner(
+            cfg, tmp_path, streams[team], store, league, spec.obs_dim, spec.num_actions,
+            lineage=team,
+        )  # fmt: skip
+        learners[team].start()
+        pools[team] = PolicyPool(store, team, cfg.model, spec.obs_dim, spec.num_actions)
+        pools[team].wait_for_learner(5.0)
+    link = LeagueLink(league, list(teams), prefetch=4, eval_retry_s=0.0)
+    worker = RolloutWorker(cfg, "actor-test", pools, streams, link, seed=0)
+    # Eval matches need a frozen player on each side (a snapshot, or random), prefetched
+    # by the link's thread: play rounds until one came (bounded, not timed).
+    for round_ in range(20):
+        worker.run(lambda: False, max_steps=40)
+        for learner in learners.values():
+            train_until_starved(learner)
+            learner.snapshot()
+        if round_ >= 3 and worker.stats.eval_games > 0:
+            break
+    link.close()
+    for team, learner in learners.items():
+        assert learner.counters.updates > 0 and learner.counters.chunks_rejected == 0, team
+        learner.checkpoint()
+        assert (tmp_path / "checkpoints" / f"learner-{team}.safetensors").exists()
+    # Matches only ever pair a predator-side player with a prey-side player.
+    league_db = LeagueStore(tmp_path / "league.db", readonly=True)
+    results = league_db.results()
+    assert len(results) == worker.stats.games > 0
+    for r in results:
+        lineages = {r.player_a.split("@")[0], r.player_b.split("@")[0]} - {"random"}
+        assert lineages <= {"predator", "prey"} and len(lineages) in (1, 2), r
+        assert r.player_a != r.player_b, r
+        if len(lineages) == 1:  # the other side was the random player
+            assert "random" in (r.player_a, r.player_b), r
+    assert any(r.kind == "eval" for r in results)
+    assert {"predator", "prey"} <= {p.id for p in league_db.players()}
