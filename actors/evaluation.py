@@ -9,6 +9,7 @@ default (its most likely legal move), which is how a trained agent is deployed.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,16 +17,12 @@ import numpy as np
 import torch
 
 from actors.policies import BUILTIN_RANDOM
-from actors.scripted import tactical_action
+from actors.scripted import SCRIPTED, TACTICAL, scripted_action, scripted_problem
 from cluster.codec import decode_weights, weights_spec
 from cluster.config import JobConfig
 from cluster.nets import PolicyValueNet, act, build_net, random_legal_actions
 from envs.pettingzoo_adapter import Game, GameSpec
-from envs.sumo.scripted import charge_action
-from learner.checkpoint import CHECKPOINT_NAME, load_checkpoint
-
-TACTICAL = "tactical"
-CHARGE = "charge"  # sumo discs only: full force at the opponent
+from learner.checkpoint import CHECKPOINT_NAME, checkpoint_name, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -52,10 +49,17 @@ class EvalResult:
 
 
 def load_policy(
-    run_dir: Path, config: JobConfig, obs_dim: int, num_actions: int, continuous: bool = False
+    run_dir: Path,
+    config: JobConfig,
+    obs_dim: int,
+    num_actions: int,
+    continuous: bool = False,
+    lineage: str | None = None,
 ) -> tuple[PolicyValueNet, int]:
+    """The latest checkpoint of `lineage` (a team; default the job's only learner)."""
     net = build_net(config.model, obs_dim, num_actions, continuous)
-    meta = load_checkpoint(run_dir / "checkpoints" / CHECKPOINT_NAME, net)
+    name = checkpoint_name(config, lineage) if lineage else CHECKPOINT_NAME
+    meta = load_checkpoint(run_dir / "checkpoints" / name, net)
     return net.eval(), int(meta["counters"]["version"])
 
 
@@ -77,35 +81,34 @@ def seats(agents: tuple[str, ...], game_index: int) -> tuple[str, str]:
 
 def choose_actions(
     game: Game,
-    me: str,
+    me: str | Collection[str],
     policy: PolicyValueNet,
     opponent: PolicyValueNet | str,
     rng: np.random.Generator,
     gen: torch.Generator,
     greedy: bool = True,
 ) -> dict[str, np.ndarray | int]:
-    """The actions of every agent that must move now: `me` plays `policy`, everyone else
-    the opponent (a net, which samples, or a scripted "random" / "tactical" / "charge").
+    """The actions of every agent that must move now: `me` (an agent, or a team's agents)
+    plays `policy`, everyone else the opponent (a net, which samples, or a scripted
+    "random" / "tactical" / "charge").
     Shared by `play_games` and `selfplay replay`, so a replay with the same seed shows the
     games eval scored."""
+    mine = {me} if isinstance(me, str) else set(me)
     chosen: dict[str, np.ndarray | int] = {}
     for agent in game.to_act():
         obs, mask = game.observe(agent)
         mask_b = None if mask is None else mask[None]
-        if agent == me:
+        spec = game.teams[game.team_of[agent]]
+        if agent in mine:
             action = act(policy, obs[None], mask_b, gen, greedy=greedy)[0][0]
         elif opponent == BUILTIN_RANDOM:
-            action = random_legal_actions(
-                mask_b, game.spec.num_actions, rng, 1, game.spec.continuous
-            )[0]
-        elif opponent == TACTICAL:
-            action = tactical_action(game, agent, rng)
-        elif opponent == CHARGE:
-            action = charge_action(obs)
+            action = random_legal_actions(mask_b, spec.num_actions, rng, 1, spec.continuous)[0]
+        elif isinstance(opponent, str):
+            action = scripted_action(opponent, game, agent, obs, rng)
         else:
             assert isinstance(opponent, PolicyValueNet)
             action = act(opponent, obs[None], mask_b, gen)[0][0]
-        chosen[agent] = action if game.spec.continuous else int(action)
+        chosen[agent] = action if spec.continuous else int(action)
     return chosen
 
 
@@ -116,20 +119,30 @@ def play_games(
     games: int,
     seed: int = 0,
     greedy: bool = True,
+    team: str | None = None,
 ) -> tuple[int, int, int]:
     """(wins, draws, losses) of `policy` against a net or a scripted "random" /
-    "tactical" player."""
+    "tactical" player. Team games: `policy` plays every agent of `team`, the opponent
+    the other team, and env.scoring_team decides who won."""
     env = config.env
-    game = Game(env.name, env.api, env.kwargs)
+    game = Game(env.name, env.api, env.kwargs, config.team_prefixes())
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     wins = draws = losses = 0
     for g in range(games):
-        me, other = seats(game.spec.agents, g)
         game.reset(seed=int(rng.integers(2**31)))
+        if team is None:
+            me, other = seats(game.spec.agents, g)
+            mine, theirs = (me,), (other,)
+        else:
+            mine = game.teams[team].agents
+            theirs = tuple(a for a in game.agents if a not in mine)
         while not game.done:
-            game.step(choose_actions(game, me, policy, opponent, rng, gen, greedy))
-        outcome = game.outcome(me, other)
+            game.step(choose_actions(game, mine, policy, opponent, rng, gen, greedy))
+        scoring = None
+        if team is not None and env.scoring_team is not None:
+            scoring = "a" if env.scoring_team == team else "b"
+        outcome = game.team_outcome(mine, theirs, scoring)
         wins += outcome == "a_win"
         losses += outcome == "b_win"
         draws += outcome == "draw"
@@ -142,22 +155,35 @@ def load_players(
     spec: GameSpec,
     opponent: str,
     policy_id: str | None = None,
+    team: str | None = None,
+    opponent_spec: GameSpec | None = None,
 ) -> tuple[PolicyValueNet, int, PolicyValueNet | str]:
     """(policy, its version, opponent) as `selfplay eval` and `selfplay replay` name them:
     `policy_id` None is the latest checkpoint, else a snapshot ("main@v100"); `opponent`
-    is "random", "tactical", "charge" or "snapshot:ID" (a net)."""
-    policy, version = load_policy(run_dir, config, spec.obs_dim, spec.num_actions, spec.continuous)
+    is "random", "tactical", "charge" or "snapshot:ID" (a net). Team games: `spec` and
+    `team` are the policy's team, `opponent_spec` the other team's."""
+    policy, version = load_policy(
+        run_dir, config, spec.obs_dim, spec.num_actions, spec.continuous, team
+    )
     if policy_id is not None:
         policy = load_snapshot(run_dir, policy_id, policy)
         version = int(policy_id.rsplit("@v", 1)[-1])
-    if opponent == CHARGE and not (
-        config.env.name.startswith("envs.sumo") and spec.continuous and spec.num_actions == 2
-    ):
-        raise ValueError("--opponent charge plays sumo with the disc body only")
-    if opponent in (BUILTIN_RANDOM, TACTICAL, CHARGE):
+    if opponent in SCRIPTED:
+        problem = scripted_problem(opponent, config.env.name, spec)
+        if problem is not None or (opponent == TACTICAL and team is not None):
+            raise ValueError(f"--opponent {opponent}: {problem or 'single-team games only'}")
+    if opponent in (BUILTIN_RANDOM, *SCRIPTED):
         return policy, version, opponent
     if opponent.startswith("snapshot:"):
-        return policy, version, load_snapshot(run_dir, opponent.split(":", 1)[1], policy)
+        template = policy
+        if opponent_spec is not None:
+            template = build_net(
+                config.model,
+                opponent_spec.obs_dim,
+                opponent_spec.num_actions,
+                opponent_spec.continuous,
+            )
+        return policy, version, load_snapshot(run_dir, opponent.split(":", 1)[1], template)
     raise ValueError(
         f"--opponent must be 'random', 'tactical', 'charge' or 'snapshot:ID', got {opponent!r}"
     )
@@ -171,9 +197,22 @@ def evaluate(
     seed: int = 0,
     greedy: bool = True,
     policy_id: str | None = None,
+    team: str | None = None,
 ) -> EvalResult:
-    """`policy_id` None plays the latest checkpoint, else a snapshot ("main@v100")."""
-    spec = Game(config.env.name, config.env.api, config.env.kwargs).spec
-    policy, version, opp = load_players(run_dir, config, spec, opponent, policy_id)
-    wins, draws, losses = play_games(config, policy, opp, games, seed, greedy)
+    """`policy_id` None plays the latest checkpoint, else a snapshot ("main@v100").
+    Team games need `team`: the policy plays that team, the opponent the other one."""
+    teams = Game(config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()).teams
+    if config.env.teams:
+        if team not in teams:
+            raise ValueError(f"this job has teams {sorted(teams)}: pass --team with one of them")
+        other = next(t for t in teams if t != team)
+        policy, version, opp = load_players(
+            run_dir, config, teams[team], opponent, policy_id, team, teams[other]
+        )
+    else:
+        if team is not None:
+            raise ValueError("--team is for team games (env.teams); this job has none")
+        spec = next(iter(teams.values()))
+        policy, version, opp = load_players(run_dir, config, spec, opponent, policy_id)
+    wins, draws, losses = play_games(config, policy, opp, games, seed, greedy, team)
     return EvalResult(games, wins, draws, losses, opponent, version)

@@ -34,6 +34,7 @@ import torch
 from actors.chunking import ChunkBuilder
 from actors.league_link import LeagueLink, Report
 from actors.policies import BUILTIN_RANDOM, PolicyPool
+from actors.scripted import SCRIPTED, scripted_action
 from cluster.codec import encode_chunk
 from cluster.config import JobConfig
 from cluster.nets import act, random_legal_actions
@@ -265,6 +266,10 @@ class RolloutWorker:
                 chosen = random_legal_actions(
                     masks, spec.num_actions, self.rng, len(rows), spec.continuous
                 )
+            elif key in SCRIPTED:
+                chosen = [
+                    scripted_action(key, s_.game, agent, o, self.rng) for s_, agent, o, _ in rows
+                ]
             else:
                 net = pool.learner if key == LEARNER else pool.frozen(key)
                 chosen, logp, values = act(net, obs, masks, self.torch_gen)

@@ -1,17 +1,49 @@
-"""Scripted opponents for evaluation: stronger yardsticks than the random player.
+"""Scripted players: stronger yardsticks than the random player, for evaluation and as
+builtin league players (config league.builtins) that learners train and are rated against.
 
 `tactical` is a two-ply search that works for any turn-based game through the
 `Game` interface (it copies the game to look ahead): it takes an immediate win when
 there is one, otherwise avoids moves after which the opponent can win at once, and
 picks uniformly among what is left. In connect_four such a bot beats the random
 player ~94% of the time, so beating *it* means real tactics were learned.
+
+`charge` (sumo with the disc body) pushes straight at the opponent at full force.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from envs.pettingzoo_adapter import Game
+from envs.pettingzoo_adapter import Game, GameSpec
+from envs.sumo.scripted import charge_action
+
+TACTICAL = "tactical"
+CHARGE = "charge"
+SCRIPTED = (TACTICAL, CHARGE)
+
+
+def scripted_problem(name: str, env_name: str, spec: GameSpec) -> str | None:
+    """Why scripted player `name` cannot play this game, or None if it can."""
+    if name == TACTICAL and not spec.turn_based:
+        return "the tactical bot plays turn-based games only"
+    if name == CHARGE and not (
+        env_name.startswith("envs.sumo") and spec.continuous and spec.num_actions == 2
+    ):
+        return "the charge bot plays sumo with the disc body only"
+    if name not in SCRIPTED:
+        return f"unknown scripted player {name!r} (known: {', '.join(SCRIPTED)})"
+    return None
+
+
+def scripted_action(
+    name: str, game: Game, agent: str, obs: np.ndarray, rng: np.random.Generator
+) -> int | np.ndarray:
+    """The move of scripted player `name` for `agent`, who observes `obs`."""
+    if name == TACTICAL:
+        return tactical_action(game, agent, rng)
+    if name == CHARGE:
+        return charge_action(obs)
+    raise ValueError(f"unknown scripted player {name!r}")
 
 
 def _legal(game: Game, agent: str) -> np.ndarray:

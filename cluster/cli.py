@@ -101,15 +101,19 @@ def eval_(
     policy: Annotated[
         str | None, typer.Option(help="a snapshot to evaluate (default: latest checkpoint)")
     ] = None,
+    team: Annotated[str | None, typer.Option(help="team games: the team the policy plays")] = None,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Play the trained policy against an opponent, half the games from each seat."""
+    """Play the trained policy against an opponent, half the games from each seat
+    (team games: the policy plays --team, the opponent the other team)."""
     from actors.evaluation import evaluate
     from learner.checkpoint import CheckpointError
 
     cfg = _run_config(run_dir, None)
     try:
-        result = evaluate(run_dir, cfg, opponent, games, seed, greedy=not sample, policy_id=policy)
+        result = evaluate(
+            run_dir, cfg, opponent, games, seed, greedy=not sample, policy_id=policy, team=team
+        )
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if json_:

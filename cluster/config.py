@@ -130,10 +130,27 @@ class LeagueConfig(_Section):
     snapshot_every_versions: int = Field(25, ge=1)
     # Share of episodes played between two frozen players, purely to rate them.
     eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    # Players the league always has besides the learners' snapshots: "random" (uniform
+    # legal moves, the Elo anchor at 0) and scripted bots ("tactical": two-ply search for
+    # turn-based games; "charge": sumo disc that pushes straight at you). Learners train
+    # against them like against snapshots, and they get ratings that mean something.
+    builtins: tuple[Literal["random", "tactical", "charge"], ...] = ("random",)
+    # How the non-self-play games pick among frozen players: "uniform" (Bansal et al.),
+    # or prioritized fictitious self-play (AlphaStar) on the learner's recent win rate x
+    # against each: "pfsp_hard" weighs (1 - x)^pfsp_exponent (train on what beats you),
+    # "pfsp_var" x (1 - x) (train on what is even).
+    opponent_sampling: Literal["uniform", "pfsp_hard", "pfsp_var"] = "uniform"
+    pfsp_exponent: float = Field(2.0, gt=0.0)
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     # External league service ("host:port"); None = start one in-process.
     address: str | None = None
+
+    @model_validator(mode="after")
+    def _random_anchors(self) -> LeagueConfig:
+        if "random" not in self.builtins:
+            raise ValueError("league.builtins must include 'random' (the rating anchor)")
+        return self
 
 
 class TransportConfig(_Section):

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actors.scripted import scripted_problem
 from cluster.config import JobConfig, dump_config
 from cluster.redis import EmbeddedRedis, RedisEndpoint, connect, parse_redis_url
 from cluster.streams import TrajectoryStream
 from envs.pettingzoo_adapter import Game
+from learner.checkpoint import checkpoint_name
 
 log = logging.getLogger("selfplay")
 
@@ -48,8 +50,6 @@ class RunSummary:
 
 
 def checkpoint_paths(config: JobConfig) -> list[Path]:
-    from learner.learner import checkpoint_name
-
     return [Path("checkpoints") / checkpoint_name(config, t) for t in config.team_prefixes()]
 
 
@@ -84,7 +84,11 @@ def league_for_run(run_dir: Path, config: JobConfig) -> Iterator[tuple[str, str 
         return
     token = os.environ.get("SELFPLAY_LEAGUE_TOKEN") or secrets.token_urlsafe(24)
     settings = LeagueSettings(
-        self_play_fraction=config.league.self_play_fraction, seed=config.algorithm.seed
+        self_play_fraction=config.league.self_play_fraction,
+        seed=config.algorithm.seed,
+        builtins=config.league.builtins,
+        opponent_sampling=config.league.opponent_sampling,
+        pfsp_exponent=config.league.pfsp_exponent,
     )
     server = LeagueServer(
         run_dir / "league.db",
@@ -145,6 +149,11 @@ def run_job(
 
     prepare_run_dir(run_dir, config, resume)
     teams = Game(config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()).teams
+    for name in config.league.builtins:
+        for spec in teams.values():
+            problem = None if name == "random" else scripted_problem(name, config.env.name, spec)
+            if problem:
+                raise RunError(f"league.builtins: {problem}")
     n_actors = config.actors.num_actors
     cpus = max(os.cpu_count() or 1, n_actors + len(teams))
     started = time.monotonic()

@@ -21,6 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from league import league_pb2 as pb
 from league import league_pb2_grpc
 from league.matchmaking import Matchmaker, NoEvalPair
+from league.payoff import Payoff
 from league.records import (
     FROZEN_KINDS,
     MatchKind,
@@ -64,6 +65,11 @@ class LeagueSettings:
     anchor: str = "random"
     seed: int | None = None
     builtins: tuple[str, ...] = ("random",)
+    # "uniform" | "pfsp_hard" | "pfsp_var" (matchmaking.py); payoff_decay weighs recent
+    # games of a pair more (payoff.py).
+    opponent_sampling: str = "uniform"
+    pfsp_exponent: float = 2.0
+    payoff_decay: float = 0.99
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.self_play_fraction <= 1.0:
@@ -118,7 +124,13 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
     def __init__(self, store: LeagueStore, settings: LeagueSettings) -> None:
         self._store = store
         self._settings = settings
-        self._matchmaker = Matchmaker(settings.self_play_fraction, settings.seed)
+        self._matchmaker = Matchmaker(
+            settings.self_play_fraction,
+            settings.seed,
+            settings.opponent_sampling,
+            settings.pfsp_exponent,
+        )
+        self._payoff = Payoff(settings.payoff_decay, store.results())
         # Rated games per player, kept in memory: counting them in SQL on every
         # SampleEvalMatch cost O(all results) per call and slowed a long run down.
         self._rated_lock = threading.Lock()
@@ -195,7 +207,7 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             if other.kind != PlayerKind.LEARNER:
                 raise _invalid(f"opponent_lineage {other.id!r} is a {other.kind}, not a LEARNER")
         opponent = self._matchmaker.training_opponent(
-            learner, self._store.players(), request.opponent_lineage
+            learner, self._store.players(), request.opponent_lineage, self._payoff.win_rate
         )
         match = pb.Match(
             match_id=uuid.uuid4().hex,
@@ -226,6 +238,7 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
         applied, stored = self._store.add_result(result)
         if applied:
             self._count_if_rated(result)
+            self._payoff.add(result.player_a, result.player_b, result.outcome)
             return pb.ReportResultResponse(applied=True, duplicate=False, message="applied")
         message = f"match {result.match_id} was already recorded; nothing changed"
         if not stored.same_report(result):

@@ -17,7 +17,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+from cluster.config import JobConfig
+
 CHECKPOINT_NAME = "learner.safetensors"
+
+
+def checkpoint_name(config: JobConfig, lineage: str) -> str:
+    """One checkpoint per learner: team games (env.teams) keep one per team."""
+    return f"learner-{lineage}.safetensors" if config.env.teams else CHECKPOINT_NAME
 
 
 class CheckpointError(RuntimeError):

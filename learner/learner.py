@@ -26,15 +26,10 @@ from cluster.nets import build_net
 from cluster.streams import TrajectoryStream
 from cluster.weights import WeightStore
 from league.client import LeagueClient
-from learner.checkpoint import CHECKPOINT_NAME, atomic_write, load_checkpoint, save_checkpoint
+from learner.checkpoint import atomic_write, checkpoint_name, load_checkpoint, save_checkpoint
 from learner.ppo_vtrace import Batch, update
 
 log = logging.getLogger(__name__)
-
-
-def checkpoint_name(config: JobConfig, lineage: str) -> str:
-    """One checkpoint per learner: team games keep one per team."""
-    return f"learner-{lineage}.safetensors" if config.env.teams else CHECKPOINT_NAME
 
 
 def pick_device(setting: str) -> torch.device:

@@ -61,3 +61,33 @@ def test_config_is_frozen() -> None:
     cfg = load_config(CONFIG)
     with pytest.raises(ValidationError):
         cfg.algorithm.lr = 1.0  # type: ignore[misc]
+
+
+def test_league_builtins_and_sampling_are_validated() -> None:
+    base = {"job": "j", "env": {"name": "x"}}
+    cfg = parse_config({**base, "league": {"builtins": ["random", "charge"]}})
+    assert cfg.league.builtins == ("random", "charge")
+    with pytest.raises(ConfigError, match="league.builtins"):
+        parse_config({**base, "league": {"builtins": ["charge"]}})  # no anchor
+    with pytest.raises(ConfigError, match="league.builtins"):
+        parse_config({**base, "league": {"builtins": ["random", "chess_engine"]}})
+    with pytest.raises(ConfigError, match="league.opponent_sampling"):
+        parse_config({**base, "league": {"opponent_sampling": "elo"}})
+
+
+def test_teams_are_validated() -> None:
+    base = {"job": "j"}
+    teams = {"predator": ["adversary_"], "prey": ["agent_"]}
+    cfg = parse_config({**base, "env": {"name": "x", "teams": teams, "scoring_team": "prey"}})
+    assert cfg.team_prefixes() == {"predator": ("adversary_",), "prey": ("agent_",)}
+    assert cfg.stream_name("prey") == "j-prey"
+    single = parse_config({**base, "env": {"name": "x"}})
+    assert single.team_prefixes() == {"main": ("",)} and single.stream_name("main") == "j"
+    for env, msg in [
+        ({"teams": {"a": ["x"]}}, "exactly two teams"),
+        ({"teams": {"a b": ["x"], "c": ["y"]}}, "bad team name"),
+        ({"teams": {"a": [], "c": ["y"]}}, "at least one"),
+        ({"scoring_team": "a"}, "not one of env.teams"),
+    ]:
+        with pytest.raises(ConfigError, match=msg):
+            parse_config({**base, "env": {"name": "x", **env}})

@@ -67,3 +67,20 @@ def test_bad_env_names_are_clear() -> None:
         Game("pettingzoo.classic.connect_four_v3:nope")
     with pytest.raises(EnvConfigError, match="env.kwargs"):
         Game("pettingzoo.classic.connect_four_v3", kwargs={"bogus": 1})
+
+
+def test_teams_split_agents_with_different_spaces() -> None:
+    name = "mpe2.simple_tag_v3"
+    with pytest.raises(EnvConfigError, match="env.teams"):
+        Game(name, "parallel")  # predators see 16 numbers, the prey 14: one policy can't
+    with pytest.raises(EnvConfigError, match="'agent_0' .* matches no team"):
+        Game(name, "parallel", teams={"predator": ["adversary_"], "ghost": ["zzz"]})
+    game = Game(name, "parallel", teams={"predator": ["adversary_"], "prey": ["agent_"]})
+    assert game.teams["predator"].agents == ("adversary_0", "adversary_1", "adversary_2")
+    assert (game.teams["prey"].obs_dim, game.teams["prey"].num_actions) == (14, 5)
+    game.reset(seed=0)
+    while not game.done:
+        game.step({a: 0 for a in game.to_act()})
+    predators, prey = game.teams["predator"].agents, game.teams["prey"].agents
+    # Nobody moved, so nobody was caught: the scoring predators lose.
+    assert game.team_outcome(predators, prey, scoring="a") == "b_win"

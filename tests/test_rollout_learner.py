@@ -3,6 +3,7 @@ Redis and a real league gRPC server."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import redis
 
+from actors.evaluation import evaluate
 from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.rollout import RolloutWorker
@@ -276,3 +278,32 @@ def test_team_game_trains_one_policy_per_team(
             assert "random" in (r.player_a, r.player_b), r
     assert any(r.kind == "eval" for r in results)
     assert {"predator", "prey"} <= {p.id for p in league_db.players()}
+    # Eval plays one team's checkpoint against the other team's snapshot (or random);
+    # tag has no draws: the predators win iff they catch the prey.
+    prey_snapshot = sorted((tmp_path / "snapshots").glob("prey@v*.safetensors"))[-1].stem
+    for team, opponent in (("predator", f"snapshot:{prey_snapshot}"), ("prey", "random")):
+        result = evaluate(tmp_path, cfg, opponent, games=4, team=team)
+        assert result.wins + result.losses == 4 and result.draws == 0
+        assert result.policy_version == learners[team].counters.version
+    with pytest.raises(ValueError, match="pass --team"):
+        evaluate(tmp_path, cfg, "random", games=2)
+
+
+def test_scripted_builtin_is_a_training_opponent(redis_client: redis.Redis, tmp_path: Path) -> None:
+    """league.builtins: the sumo charge bot plays learner games like any frozen player."""
+    settings = LeagueSettings(self_play_fraction=0.0, seed=0, builtins=("random", "charge"))
+    server = LeagueServer(tmp_path / "league.db", token=TOKEN, settings=settings)
+    server.start()
+    league = LeagueClient(server.address, TOKEN)
+    try:
+        env = {"name": "envs.sumo.sumo_env", "api": "parallel", "kwargs": {"max_steps": 30}}
+        cfg = tiny_config("chargetest", env)
+        learner, worker, _ = make_parts(cfg, redis_client, league, tmp_path)
+        worker.run(lambda: False, max_steps=150)
+        worker.league.close()
+        assert train_until_starved(learner) > 0
+        opponents = Counter(r.player_b for r in LeagueStore(tmp_path / "league.db").results())
+        assert set(opponents) == {"random", "charge"} and min(opponents.values()) >= 3, opponents
+    finally:
+        league.close()
+        server.stop(0)

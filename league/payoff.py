@@ -1,0 +1,49 @@
+"""Who beats whom lately: decayed win rates between every pair of players.
+
+Each result updates its pair in both directions with the score of the game (win 1,
+draw 1/2, loss 0). Older games of a pair weigh `decay` less per newer game of that
+pair, so a learner's win rate against an opponent follows the learner as it improves.
+Prioritized fictitious self-play (matchmaking.py) reads these rates; the service
+rebuilds them from the stored results in arrival order after a restart, so they
+survive restarts exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from league.records import Outcome, ResultRecord, score_of
+
+
+class Payoff:
+    def __init__(self, decay: float = 0.99, results: Iterable[ResultRecord] = ()) -> None:
+        if not 0.0 < decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {decay}")
+        self.decay = decay
+        # (player, opponent) -> [decayed score sum, decayed game count]
+        self._pairs: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
+        for result in results:
+            self.add(result.player_a, result.player_b, result.outcome)
+
+    def add(self, player_a: str, player_b: str, outcome: Outcome | str) -> None:
+        if player_a == player_b:
+            return  # the latest self: no information about anyone else
+        score = score_of(Outcome(outcome))
+        with self._lock:
+            for pair, s in (((player_a, player_b), score), ((player_b, player_a), 1.0 - score)):
+                acc = self._pairs.setdefault(pair, [0.0, 0.0])
+                acc[0] = self.decay * acc[0] + s
+                acc[1] = self.decay * acc[1] + 1.0
+
+    def win_rate(self, player: str, opponent: str) -> float:
+        """Decayed score of `player` against `opponent`, with one virtual draw as prior
+        (0.5 before any game)."""
+        with self._lock:
+            wins, games = self._pairs.get((player, opponent), (0.0, 0.0))
+        return (wins + 0.5) / (games + 1.0)
+
+    def games(self, player: str, opponent: str) -> float:
+        with self._lock:
+            return self._pairs.get((player, opponent), (0.0, 0.0))[1]

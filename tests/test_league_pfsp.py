@@ -1,0 +1,115 @@
+"""Prioritized fictitious self-play and cross-team matchmaking, through a real league
+server: results go in over gRPC, sampling frequencies come out and must match the
+formulas within sampling error."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from league.client import LeagueClient, LeagueError
+from league.matchmaking import pfsp_weight
+from league.payoff import Payoff
+from league.server import LeagueServer, LeagueSettings
+
+TOKEN = "pfsp-token"
+N = 6000
+
+
+def _serve(tmp_path: Path, **settings: object) -> LeagueServer:
+    server = LeagueServer(
+        tmp_path / "league.db", token=TOKEN, settings=LeagueSettings(seed=3, **settings)
+    )
+    server.start()
+    return server
+
+
+def _report_record(client: LeagueClient, a: str, b: str, wins: int, losses: int) -> None:
+    for i in range(wins + losses):
+        outcome = "a_win" if i < wins else "b_win"
+        client.report_result(f"{a}-{b}-{i}".replace("@", "_"), a, b, outcome)
+
+
+@pytest.mark.parametrize("sampling", ["pfsp_hard", "pfsp_var", "uniform"])
+def test_pfsp_frequencies_match_the_formula(tmp_path: Path, sampling: str) -> None:
+    server = _serve(tmp_path, self_play_fraction=0.0, opponent_sampling=sampling, payoff_decay=1.0)
+    try:
+        with LeagueClient(server.address, TOKEN) as client:
+            client.register_player("main")
+            for v in (1, 2, 3):
+                client.register_snapshot("main", v)
+            # main's record: 9-1 vs random, 6-4 vs v1, 3-7 vs v2, nothing vs v3.
+            records = {"random": (9, 1), "main@v1": (6, 4), "main@v2": (3, 7), "main@v3": (0, 0)}
+            for opponent, (w, lost) in records.items():
+                _report_record(client, "main", opponent, w, lost)
+            # payoff prior: one virtual draw -> (wins + 0.5) / (games + 1)
+            rates = {o: (w + 0.5) / (w + lost + 1) for o, (w, lost) in records.items()}
+            weights = {o: pfsp_weight(sampling, x) for o, x in rates.items()}
+            total = sum(weights.values())
+            counts = Counter(client.sample_opponent("main").player_b for _ in range(N))
+    finally:
+        server.stop(0)
+    assert set(counts) <= set(records)
+    for opponent, weight in weights.items():
+        p = weight / total
+        sd = math.sqrt(p * (1 - p) / N)
+        assert abs(counts[opponent] / N - p) < 4.5 * sd + 1e-9, (opponent, counts, p)
+
+
+def test_payoff_decays_old_games_and_survives_a_restart(tmp_path: Path) -> None:
+    payoff = Payoff(decay=0.5)
+    payoff.add("a", "b", "b_win")
+    payoff.add("a", "b", "a_win")
+    # decayed: wins 1, games 1.5; prior adds one virtual draw
+    assert payoff.win_rate("a", "b") == pytest.approx((1.0 + 0.5) / (1.5 + 1.0))
+    assert payoff.win_rate("b", "a") == pytest.approx((0.5 + 0.5) / (1.5 + 1.0))
+    assert payoff.win_rate("a", "nobody") == 0.5
+    payoff.add("a", "a", "a_win")  # latest self: ignored
+    assert payoff.games("a", "a") == 0.0
+
+    settings = {"self_play_fraction": 0.0, "opponent_sampling": "pfsp_hard"}
+    server = _serve(tmp_path, **settings)
+    with LeagueClient(server.address, TOKEN) as client:
+        client.register_player("main")
+        client.register_snapshot("main", 1)
+        _report_record(client, "main", "random", 20, 0)  # random is beaten: weight ~0
+        _report_record(client, "main", "main@v1", 0, 20)
+    server.stop(0)
+    server = _serve(tmp_path, **settings)  # the win rates come back from the stored results
+    try:
+        with LeagueClient(server.address, TOKEN) as client:
+            counts = Counter(client.sample_opponent("main").player_b for _ in range(400))
+    finally:
+        server.stop(0)
+    # weights (1 - 0.5/21)^2 vs (1 - 20.5/21)^2 = 0.953 vs 0.00057
+    assert counts["main@v1"] >= 395, counts
+
+
+def test_teams_draw_opponents_from_the_other_lineage(tmp_path: Path) -> None:
+    server = _serve(tmp_path, self_play_fraction=0.5)
+    try:
+        with LeagueClient(server.address, TOKEN) as client:
+            for team in ("predator", "prey"):
+                client.register_player(team)
+                client.register_snapshot(team, 1)
+            counts = Counter(
+                client.sample_opponent("predator", opponent_lineage="prey").player_b
+                for _ in range(1000)
+            )
+            assert set(counts) == {"prey", "prey@v1", "random"}, counts
+            assert abs(counts["prey"] / 1000 - 0.5) < 0.07
+            for _ in range(50):
+                m = client.sample_eval_match("predator", "prey")
+                assert m.player_a in ("predator@v1", "random"), m
+                assert m.player_b in ("prey@v1", "random") and m.player_b != m.player_a, m
+            with pytest.raises(LeagueError) as err:
+                client.sample_opponent("predator", opponent_lineage="ghost")
+            assert err.value.code == "NOT_FOUND"
+            with pytest.raises(LeagueError) as err:
+                client.sample_eval_match("random", "prey")
+            assert err.value.code == "INVALID_ARGUMENT"
+    finally:
+        server.stop(0)
