@@ -58,7 +58,8 @@ def run(
     actors: Annotated[int | None, typer.Option(help="number of rollout actors")] = None,
     set_: SetOption = None,
 ) -> None:
-    """Run a job locally: embedded Redis, league, learner and actors."""
+    """Run a job locally: embedded Redis, league, learner and actors. Ctrl-C or SIGTERM
+    stops it cleanly (final checkpoint, JSON summary)."""
     from cluster.launcher import RunError, run_job
     from cluster.redis import RedisUnavailable
 

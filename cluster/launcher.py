@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -164,6 +166,7 @@ def run_job(
         # gRPC threads run can leave a child hung before exec; twice a local start
         # then timed out. Ray spawns its workers from the raylet, not from here.
         stack.enter_context(local_ray(cpus))
+        stop_cleanly_on_signals()  # after ray.init, which installs its own SIGTERM handler
         league_address, token = stack.enter_context(league_for_run(run_dir, config))
         data = config.model_dump(mode="json")
         use_gpu = config.algorithm.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1
@@ -215,6 +218,19 @@ def run_job(
             next(iter(stream_stats.values())) if one else stream_stats,
             watcher.throughput(),
         )
+
+
+def stop_cleanly_on_signals() -> None:
+    """SIGTERM (kill, docker stop, a scheduler) takes the same clean-stop path as Ctrl-C.
+    SIGINT is re-armed too: a shell starts background jobs with SIGINT ignored, and Python
+    then never raises KeyboardInterrupt."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def get_or_explain(ref: Any) -> Any:

@@ -22,7 +22,11 @@ MASKED_LOGIT = -1e9
 class PolicyValueNet(nn.Module):
     """A torso (MLP or conv) with a policy head and a scalar value head. The policy is
     categorical over `num_actions` (discrete) or a diagonal Gaussian over `num_actions`
-    dimensions with a state-independent log-std (continuous, CleanRL's PPO choice)."""
+    dimensions with a state-independent log-std (continuous, CleanRL's PPO choice).
+
+    Gaussian means go through tanh, so they stay inside the env's [-1, 1] action box.
+    Unbounded means drifted to +-3.5 on sumo: every sample then clips to the same action,
+    the advantage no longer depends on the mean, and that part of the policy freezes."""
 
     def __init__(self, torso: nn.Module, width: int, num_actions: int, continuous: bool = False):
         super().__init__()
@@ -42,6 +46,8 @@ class PolicyValueNet(nn.Module):
         """Returns (masked logits [B, A] or Gaussian means [B, D], values [B])."""
         h = self.torso(obs)
         logits = self.policy(h)
+        if self.continuous:
+            logits = torch.tanh(logits)
         if mask is not None:
             logits = torch.where(mask.bool(), logits, torch.full_like(logits, MASKED_LOGIT))
         return logits, self.value(h).squeeze(-1)

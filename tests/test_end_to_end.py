@@ -129,3 +129,44 @@ def test_unreachable_redis_is_one_line_error(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "cannot reach Redis at 127.0.0.1:1" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_team_job_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """simple_tag from the CLI: one learner and stream per team. Started the way a shell
+    starts a background job (SIGINT ignored) and stopped with SIGTERM, as `kill` or a
+    scheduler would: still a clean stop with every team's accounting balanced."""
+    run_dir = tmp_path / "tag"
+    config = ROOT / "configs" / "simple_tag.yaml"
+    small = ["--set", "actors.envs_per_actor=8", "--set", "algorithm.batch_chunks=8"]
+    small += ["--set", "league.snapshot_every_versions=2", "--set", "checkpoints.every_seconds=5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cluster.cli", "run", str(config), "--out", str(run_dir), *small],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        snapshots = run_dir / "snapshots"
+        wait_for(lambda: len(list(snapshots.glob("prey@v*.safetensors"))) >= 1, 240, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    summary = json.loads(out)
+    assert set(summary["learner"]) == set(summary["stream"]) == {"predator", "prey"}
+    for team in ("predator", "prey"):
+        assert summary["learner"][team]["version"] >= 2
+        assert every_chunk_accounted_for(summary["stream"][team]), summary["stream"][team]
+        assert (run_dir / "checkpoints" / f"learner-{team}.safetensors").exists()
+    evaluated = selfplay(
+        "eval", str(run_dir), "--team", "predator", "--opponent", "snapshot:prey@v2", "--games",
+        "4", "--json",
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    predator = summary["learner"]["predator"]
+    assert json.loads(evaluated.stdout)["policy_version"] == predator["version"]

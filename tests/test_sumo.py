@@ -224,3 +224,17 @@ def test_disc_forward_action_pushes_towards_the_opponent() -> None:
         e.step({"agent_0": np.array([1.0, 0.0], np.float32), "agent_1": np.zeros(2, np.float32)})
     moved = e.data.xpos[e._idx[0].torso_body, :2] - before
     np.testing.assert_allclose(moved / np.linalg.norm(moved), [0.6, 0.8], atol=1e-3)
+
+
+def test_push_shaping_pays_for_gaining_on_the_opponent_not_for_drifting_out() -> None:
+    from envs.sumo.rules import ShapingWeights, shaping_terms
+
+    w = ShapingWeights(approach=0.0, push=1.0, upright=0.0)
+    gap = np.array([0.6])
+    zero = np.zeros((1, 2))
+    # Both drift 0.5 m outwards together: nobody gained, no push reward for either.
+    drift = shaping_terms(w, gap, gap, np.array([[0.5, 0.8]]), np.array([[1.0, 1.3]]), zero)
+    np.testing.assert_allclose(drift["push"], [[0.0, 0.0]], atol=1e-12)
+    # agent_0 holds its ground while agent_1 is pushed out 0.4 m: +0.4 / -0.4.
+    shove = shaping_terms(w, gap, gap, np.array([[0.5, 0.8]]), np.array([[0.5, 1.2]]), zero)
+    np.testing.assert_allclose(shove["push"], [[0.4, -0.4]], atol=1e-12)

@@ -5,7 +5,11 @@ radius changes per episode, and "out of the ring" is judged in Python from the t
 distance to the origin, so the env only rescales the ring geom for rendering.
 
 Every name an agent owns starts with its prefix ("a0_", "a1_") so the env can find its joints,
-bodies, geoms and actuators by name without knowing the body type.
+bodies, geoms, actuators and sensors by name without knowing the body type.
+
+Sensors copy what the env reads after each control step (torso pose, and whether the agents
+touch) into one `sensordata` row, so the batched env gathers one array per game instead of
+several; they do not change the physics (see envs/sumo/vector.py).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 TIMESTEP = 0.003
 FRAME_SKIP = 5
 RING_GEOM = "ring"
+TOUCH_SENSOR = "agents_touch"  # number of contacts between the two agents' subtrees
 FLOOR_HALF = 10.0  # larger than any ring, so agents that leave the ring still stand on floor
 AGENT_RGBA = ("0.85 0.25 0.2 1", "0.2 0.4 0.85 1")
 
@@ -45,8 +50,8 @@ BODY_SPECS: dict[str, BodySpec] = {
 
 DISC_RADIUS = 0.3
 DISC_MASS = 20.0
-DISC_GEAR = 60.0  # N; with the damping below gives ~2 m/s top speed
-DISC_DAMPING = 30.0  # N s/m; stands in for floor friction
+DISC_GEAR = 60.0  # N; with the damping below gives ~4 m/s top speed
+DISC_DAMPING = 15.0  # N s/m; stands in for floor friction (see the docstring of _disc)
 
 ANT_TORSO_RADIUS = 0.25
 ANT_THIGH = 0.3
@@ -111,6 +116,16 @@ def _ant(p: str, rgba: str) -> tuple[str, str]:
 _BUILDERS = {"disc": _disc, "ant": _ant}
 
 
+def _sensors(p: str) -> str:
+    # objtype="xbody" reads the body frame itself (xpos, xquat, xmat), not the inertial frame,
+    # so the values are bit-identical to MjData.xpos / xquat / xmat[:, 6:9] of the torso.
+    obj = f'objtype="xbody" objname="{p}torso"'
+    return f"""
+    <framepos name="{p}torso_pos" {obj}/>
+    <framequat name="{p}torso_quat" {obj}/>
+    <framezaxis name="{p}torso_zaxis" {obj}/>"""
+
+
 def agent_prefix(index: int) -> str:
     return f"a{index}_"
 
@@ -123,6 +138,15 @@ def build_xml(bodies: tuple[str, str], ring_radius: float = 2.0) -> str:
     parts = [_BUILDERS[k](agent_prefix(i), AGENT_RGBA[i]) for i, k in enumerate(bodies)]
     agents_xml = "".join(b for b, _ in parts)
     acts_xml = "".join(a for _, a in parts)
+    p0, p1 = agent_prefix(0), agent_prefix(1)
+    # The contact sensor counts contacts with one geom in each agent's subtree, the same test
+    # as scanning MjData.contact for a geom pair owned by different agents.
+    sensors_xml = (
+        _sensors(p0)
+        + _sensors(p1)
+        + f"""
+    <contact name="{TOUCH_SENSOR}" subtree1="{p0}torso" subtree2="{p1}torso" data="found"/>"""
+    )
     return f"""<mujoco model="sumo">
   <compiler angle="degree" autolimits="true"/>
   <option timestep="{TIMESTEP}"/>
@@ -145,5 +169,7 @@ def build_xml(bodies: tuple[str, str], ring_radius: float = 2.0) -> str:
   </worldbody>
   <actuator>{acts_xml}
   </actuator>
+  <sensor>{sensors_xml}
+  </sensor>
 </mujoco>
 """

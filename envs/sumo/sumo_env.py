@@ -16,11 +16,14 @@ a draw for the match) / `draw_reward` otherwise, plus dense shaping (approach, p
 upright) scaled by a weight annealed linearly from 1 to 0 over `shaping_steps` env steps
 counted across episodes by this env instance (a job with E envs anneals over E times that).
 Contact is sampled once per control step (after the physics substeps), not per substep.
+
+The game itself (physics, rules, observations, rewards) is `envs.sumo.vector.SumoVector`
+with one game; this class only translates to and from PettingZoo's per-agent dicts. To step
+many games per call with arrays, use SumoVector directly.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import mujoco
@@ -29,30 +32,45 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
-from envs.sumo.model import BODY_SPECS, FRAME_SKIP, RING_GEOM, agent_prefix, build_xml
-from envs.sumo.observation import AgentIndex, build_obs, heading, index_agent
-from envs.sumo.rules import (
-    ShapingWeights,
-    judge,
-    shaping_terms,
-    shaping_weight,
-    sparse_rewards,
-)
+from envs.sumo.model import FRAME_SKIP, RING_GEOM, TIMESTEP
+from envs.sumo.observation import AgentIndex
+from envs.sumo.rules import ShapingWeights
+from envs.sumo.vector import SumoVector
 
 AGENTS = ("agent_0", "agent_1")
-START_FRACTION = 0.4  # start this fraction of the radius from the centre
-POS_JITTER = 0.1  # m
-YAW_JITTER = 0.15  # rad
-JOINT_JITTER = 0.05  # rad (ant hinges), and m/s or rad/s for velocities
+
+
+class _FromVector:
+    """An attribute that lives on the wrapped SumoVector (so setting it changes the game)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: SumoEnv | None, objtype: type | None = None) -> Any:
+        return self if obj is None else getattr(obj._vec, self.name)
+
+    def __set__(self, obj: SumoEnv, value: Any) -> None:
+        setattr(obj._vec, self.name, value)
 
 
 class SumoEnv(ParallelEnv):
+    """One sumo game with the PettingZoo parallel API: a thin wrapper over
+    `SumoVector(num_envs=1)`, which holds the rules, physics and observations."""
+
     metadata = {
         "render_modes": ["rgb_array"],
         "name": "sumo_v0",
         "is_parallelizable": True,
-        "render_fps": round(1.0 / (0.003 * FRAME_SKIP)),
+        "render_fps": round(1.0 / (TIMESTEP * FRAME_SKIP)),
     }
+
+    bodies = _FromVector()
+    ring_radius = _FromVector()
+    max_steps = _FromVector()
+    shaping_steps = _FromVector()
+    draw_reward = _FromVector()
+    weights = _FromVector()
+    model = _FromVector()
 
     def __init__(
         self,
@@ -66,50 +84,34 @@ class SumoEnv(ParallelEnv):
         seed: int | None = None,
         render_size: int = 480,
     ) -> None:
-        bodies = tuple(bodies)  # type: ignore[assignment]
-        if len(bodies) != 2:
+        if len(tuple(bodies)) != 2:
             raise ValueError("bodies must name two body types")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"unsupported render_mode {render_mode!r}")
-        specs = [BODY_SPECS[b] for b in bodies]
-        # Defaults follow the larger body so the ring fits it (ant ranges for any ant match).
-        big = max(specs, key=lambda s: s.default_radius[1])
-        self.ring_radius = tuple(ring_radius) if ring_radius is not None else big.default_radius
-        self.max_steps = max_steps or max(s.default_max_steps for s in specs)
-        self.shaping_steps = shaping_steps
-        self.draw_reward = draw_reward
-        self.weights = shaping or ShapingWeights()
+        self._vec = SumoVector(
+            1,
+            bodies=bodies,
+            ring_radius=ring_radius,
+            max_steps=max_steps,
+            shaping_steps=shaping_steps,
+            draw_reward=draw_reward,
+            shaping=shaping,
+            seed=seed,
+        )
         self.render_mode = render_mode
         self.render_size = render_size
-        self.bodies = bodies
-        self._specs = specs
-
-        self.model = mujoco.MjModel.from_xml_string(build_xml(bodies))
-        self.data = mujoco.MjData(self.model)
         self._ring_geom = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, RING_GEOM)
-        self._idx: list[AgentIndex] = [index_agent(self.model, agent_prefix(i)) for i in range(2)]
-        # Geom -> agent (-1 for the world) turns "do the agents touch" into array lookups.
-        self._geom_agent = np.full(self.model.ngeom, -1, dtype=np.int64)
-        for i, idx in enumerate(self._idx):
-            self._geom_agent[np.isin(self.model.geom_bodyid, idx.bodies)] = i
-
         self.possible_agents = list(AGENTS)
         self.agents: list[str] = []
+        vec = self._vec
         self._obs_spaces = {
-            a: spaces.Box(-np.inf, np.inf, (self._idx[i].obs_size,), np.float32)
+            a: spaces.Box(-np.inf, np.inf, (vec.obs_sizes[i],), np.float32)
             for i, a in enumerate(AGENTS)
         }
         self._act_spaces = {
-            a: spaces.Box(-1.0, 1.0, (idx.actuators.stop - idx.actuators.start,), np.float32)
-            for a, idx in zip(AGENTS, self._idx, strict=True)
+            a: spaces.Box(-1.0, 1.0, (vec.act_sizes[i],), np.float32) for i, a in enumerate(AGENTS)
         }
-        self._rng = np.random.default_rng(seed)
         self._renderer: mujoco.Renderer | None = None
-        self.total_steps = 0  # across episodes; drives the shaping anneal
-        self._steps = 0
-        self._radius = float(self.ring_radius[0])
-        self._touched = False
-        self._touching = False
 
     def observation_space(self, agent: str) -> spaces.Box:
         return self._obs_spaces[agent]
@@ -117,40 +119,42 @@ class SumoEnv(ParallelEnv):
     def action_space(self, agent: str) -> spaces.Box:
         return self._act_spaces[agent]
 
+    # -- state the tests and scripted scenarios reach into ----------------------------------
+
+    @property
+    def data(self) -> mujoco.MjData:
+        """The game's MjData. After writing to it, run mj_forward and `self._vec.sync(0)`
+        (or use `set_torso_xy`) so the next step starts from the new state."""
+        return self._vec.datas[0]
+
+    @property
+    def _idx(self) -> tuple[AgentIndex, AgentIndex]:
+        return self._vec.idx
+
+    @property
+    def total_steps(self) -> int:
+        """Env steps across episodes; drives the shaping anneal."""
+        return int(self._vec.total_steps[0])
+
+    @total_steps.setter
+    def total_steps(self, value: int) -> None:
+        self._vec.total_steps[0] = value
+
+    @property
+    def radius(self) -> float:
+        """This episode's ring radius."""
+        return float(self._vec.radius[0])
+
     # -- episode ---------------------------------------------------------------------------
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        rng, m, d = self._rng, self.model, self.data
-        mujoco.mj_resetData(m, d)
-        lo, hi = self.ring_radius
-        self._radius = float(rng.uniform(lo, hi))
-        m.geom_size[self._ring_geom, 0] = self._radius  # visual only; the ring never collides
-        start = START_FRACTION * self._radius
-        for i, idx in enumerate(self._idx):
-            side = -1.0 if i == 0 else 1.0
-            x = side * start + rng.uniform(-POS_JITTER, POS_JITTER)
-            y = rng.uniform(-POS_JITTER, POS_JITTER)
-            d.qpos[idx.root_qpos[:2]] = (x, y)
-            if idx.free:
-                # agent_0 on -x faces +x (yaw 0); agent_1 on +x faces -x (yaw pi)
-                yaw = (0.0 if i == 0 else math.pi) + rng.uniform(-YAW_JITTER, YAW_JITTER)
-                d.qpos[idx.root_qpos[2]] = self._specs[i].start_height
-                d.qpos[idx.root_qpos[3:7]] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
-            n = len(idx.hinge_qpos)
-            d.qpos[idx.hinge_qpos] = idx.hinge_nominal + rng.uniform(-JOINT_JITTER, JOINT_JITTER, n)
-            d.qvel[idx.hinge_qvel] = rng.uniform(-JOINT_JITTER, JOINT_JITTER, n)
-        mujoco.mj_forward(m, d)
+        obs = self._vec.reset_one(0, seed)
+        self.model.geom_size[self._ring_geom, 0] = self.radius  # visual only; never collides
         self.agents = list(AGENTS)
-        self._steps = 0
-        self._touched = self._touching = False
-        self._update_geometry()
-        obs = self._observations()
-        infos: dict[str, dict[str, Any]] = {a: {"ring_radius": self._radius} for a in AGENTS}
-        return obs, infos
+        infos: dict[str, dict[str, Any]] = {a: {"ring_radius": self.radius} for a in AGENTS}
+        return self._split(obs), infos
 
     def step(
         self, actions: dict[str, np.ndarray]
@@ -163,106 +167,45 @@ class SumoEnv(ParallelEnv):
     ]:
         if not self.agents:
             raise RuntimeError("step() called after the episode ended; call reset()")
-        m, d = self.model, self.data
-        for i, (agent, idx) in enumerate(zip(AGENTS, self._idx, strict=True)):
-            act = actions.get(agent)
-            if act is None:
-                d.ctrl[idx.actuators] = 0.0
-                continue
-            act = np.clip(act, -1.0, 1.0)
-            if not idx.free:  # disc forces are given in the agent's frame (observation.py)
-                yaw = heading(d, idx, self._idx[1 - i])
-                c, s = math.cos(yaw), math.sin(yaw)
-                act = np.array((c * act[0] - s * act[1], s * act[0] + c * act[1]))
-            d.ctrl[idx.actuators] = act
-        mujoco.mj_step(m, d, nstep=FRAME_SKIP)
-        # cfrc_ext (the contact part of the observation) is only filled on request.
-        mujoco.mj_rnePostConstraint(m, d)
-        self._steps += 1
-        alpha = shaping_weight(self.total_steps, self.shaping_steps)
-        self.total_steps += 1
-
-        gap_before, radial_before = self._gap, self._radial.copy()
-        self._update_geometry()
-        self._touching = self._agents_touch()
-        self._touched |= self._touching
-        out = (bool(self._radial[0] > self._radius), bool(self._radial[1] > self._radius))
-        fallen = tuple(
-            s.fall_height is not None and bool(self._z[i] < s.fall_height)
-            for i, s in enumerate(self._specs)
-        )
-        outcome = judge(out, fallen, self._touched)  # type: ignore[arg-type]
-        truncated = outcome is None and self._steps >= self.max_steps
-        sparse = (0.0, 0.0)
-        if outcome is not None:
-            sparse = sparse_rewards(outcome, self.draw_reward)
-        elif truncated:
-            sparse = (self.draw_reward, self.draw_reward)
-
-        rewards, infos = {}, {}
-        for i, agent in enumerate(AGENTS):
-            up_z = (
-                None
-                if self._specs[i].fall_height is None
-                else float(d.xmat[self._idx[i].torso_body, 8])
-            )
-            terms = shaping_terms(
-                self.weights, gap_before, self._gap, radial_before[1 - i], self._radial[1 - i], up_z
-            )
-            reward_terms = {k: alpha * v for k, v in terms.items()}
-            reward_terms["sparse"] = sparse[i]
-            rewards[agent] = float(sum(reward_terms.values()))
-            reward_terms["shaping_weight"] = alpha
-            infos[agent] = {"reward_terms": reward_terms}
-        if outcome is not None or truncated:
-            winner = None if outcome is None or outcome.winner is None else AGENTS[outcome.winner]
-            reason = "time_limit" if outcome is None else outcome.reason
+        vec = self._vec
+        given = [actions.get(a) for a in AGENTS]
+        arrays = [np.asarray(x) for x in given if x is not None]
+        # Keep the actions' precision: float32 actions rotate (disc) in float32, as always.
+        batch = np.zeros((1, 2, vec.act_dim), np.result_type(*arrays) if arrays else np.float64)
+        for k, act in enumerate(given):
+            if act is not None:  # a missing action means no force
+                batch[0, k, : vec.act_sizes[k]] = act
+        obs, rew, term, trunc = vec.step(batch)
+        alpha = float(vec.shaping_weight[0])
+        infos: dict[str, dict[str, Any]] = {}
+        for k, agent in enumerate(AGENTS):
+            terms = {name: float(v[0, k]) for name, v in vec.reward_terms.items()}
+            terms["shaping_weight"] = alpha
+            infos[agent] = {"reward_terms": terms}
+        ended, truncated = bool(term[0]), bool(trunc[0])
+        if ended or truncated:
+            winner = None if vec.winner[0] < 0 else AGENTS[vec.winner[0]]
             for agent in AGENTS:
-                infos[agent].update(winner=winner, reason=reason)
-        obs = self._observations()
-        terminations = {a: outcome is not None for a in AGENTS}
-        truncations = {a: truncated for a in AGENTS}
-        if outcome is not None or truncated:
+                infos[agent].update(winner=winner, reason=vec.reason_name(0))
             self.agents = []
-        return obs, rewards, terminations, truncations, infos
+        rewards = {a: float(rew[0, k]) for k, a in enumerate(AGENTS)}
+        terminations = {a: ended for a in AGENTS}
+        truncations = {a: truncated for a in AGENTS}
+        return self._split(obs[0]), rewards, terminations, truncations, infos
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _update_geometry(self) -> None:
-        xpos = self.data.xpos[[self._idx[0].torso_body, self._idx[1].torso_body]]
-        self._z = xpos[:, 2].copy()
-        self._radial = np.hypot(xpos[:, 0], xpos[:, 1])
-        self._gap = float(np.hypot(*(xpos[0, :2] - xpos[1, :2])))
-
-    def _agents_touch(self) -> bool:
-        ncon = self.data.ncon
-        if ncon == 0:
-            return False
-        owners = self._geom_agent[self.data.contact.geom[:ncon]]
-        return bool(
-            np.any((owners[:, 0] >= 0) & (owners[:, 1] >= 0) & (owners[:, 0] != owners[:, 1]))
-        )
+    def _split(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        """(2, obs_dim) -> per agent, without the padding of a smaller body."""
+        return {a: obs[k, : self._vec.obs_sizes[k]] for k, a in enumerate(AGENTS)}
 
     def _observations(self) -> dict[str, np.ndarray]:
-        time_left = 1.0 - self._steps / self.max_steps
-        return {
-            agent: build_obs(
-                self.data, self._idx[i], self._idx[1 - i], self._radius, self._touching, time_left
-            )
-            for i, agent in enumerate(AGENTS)
-        }
+        """Observations of the current MjData state (after writing to `data` directly)."""
+        return self._split(self._vec.observe()[0])
 
     def set_torso_xy(self, agent: str, xy: tuple[float, float]) -> None:
         """Teleport an agent's torso (tests, scripted scenarios); recomputes derived state."""
-        idx = self._idx[AGENTS.index(agent)]
-        self.data.qpos[idx.root_qpos[:2]] = xy
-        mujoco.mj_forward(self.model, self.data)
-        self._update_geometry()
-
-    @property
-    def radius(self) -> float:
-        """This episode's ring radius."""
-        return self._radius
+        self._vec.set_torso_xy(0, AGENTS.index(agent), xy)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

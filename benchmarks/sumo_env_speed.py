@@ -1,0 +1,299 @@
+"""Sumo env speed: env.step against a bare mj_step loop on the same model, one core.
+
+    python benchmarks/sumo_env_speed.py [--rounds 3] [--sizes 1 16 64 256]
+
+For each body pair (disc/disc, ant/ant) and number of games N, one round times, back to back:
+- env: `SumoVector(N, autoreset=True).step` with uniform random float32 actions (episodes
+  end and restart inside the timed block, as in a rollout worker);
+- physics: a bare loop `d.ctrl[:] = u; mujoco.mj_step(m, d, nstep=FRAME_SKIP)` over copies of
+  the env's N MjData taken at the start of the round, replaying the controls the env applied
+  (physics cost depends on them: an ant with changing controls costs ~5-10% more than one
+  with constant controls). The overhead figures are against this loop;
+- physics_const_ctrl: the same without writing controls (constant controls), the loop the
+  issue quoted (`mj_step(m, d, nstep=5)` alone);
+- physics_no_sensors: the replay loop on the model without the sensors the env adds (torso
+  pose and contact sensors), to show what they cost the physics;
+- rollout: the same states and controls stepped by `mujoco.rollout.rollout` (one thread), one
+  call per control step, the batched stepper an env could use instead of the loop (it does
+  not return xpos, contacts or cfrc_ext, which the observation needs);
+and `SumoEnv.step` (the PettingZoo dict API, one game; resets included) against the replay
+loop over one MjData.
+
+One control step of one game is one env step. Python overhead per control step = env time -
+physics time, per game, in microseconds and as % of physics time. Times are this process's
+CPU time (time.process_time), so a shared machine's other work does not count while it runs
+instead of us (it still competes for caches); wall-clock figures are in the JSON too. Each
+round interleaves short blocks of every measurement, and each figure is the median over
+rounds of values measured within one round, so a ratio never mixes two load levels. Prints
+one JSON object on stdout and a table on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core: no BLAS/OpenMP thread pools (numpy stays single-threaded; MuJoCo is anyway).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
+from mujoco import rollout  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from envs.sumo import SumoEnv  # noqa: E402
+from envs.sumo.model import FRAME_SKIP, build_xml  # noqa: E402
+from envs.sumo.vector import SumoVector  # noqa: E402
+
+BODIES = (("disc", "disc"), ("ant", "ant"))
+GAME_STEPS = {"disc": 30_000, "ant": 4_000}  # per measurement and round: ~0.3-0.5 s
+WARMUP_STEPS = 60  # control steps of every game before timing: mid-game, not fresh states
+STATE = mujoco.mjtState.mjSTATE_INTEGRATION  # everything mj_step reads, warm start included
+PHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS  # what mujoco.rollout carries
+
+
+def _timed(fn: Callable[[], None], calls: int) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of `calls` calls."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def _copy_states(
+    src_model: mujoco.MjModel,
+    src: list[mujoco.MjData],
+    dst_model: mujoco.MjModel,
+    dst: list[mujoco.MjData],
+) -> None:
+    """Put the env's states and controls into `dst` (possibly of the sensor-free model)."""
+    buf = np.empty(mujoco.mj_stateSize(src_model, STATE))
+    for s, d in zip(src, dst, strict=True):
+        mujoco.mj_getState(src_model, s, buf, STATE)
+        mujoco.mj_setState(dst_model, d, buf, STATE)
+
+
+def _without_sensors(xml: str) -> str:
+    return re.sub(r"\s*<sensor>.*?</sensor>", "", xml, flags=re.S)
+
+
+class _Replay:
+    """Bare physics over copies of the env's games, replaying recorded controls."""
+
+    def __init__(self, model: mujoco.MjModel, n: int, write_ctrl: bool = True) -> None:
+        self.model, self.write_ctrl = model, write_ctrl
+        self.datas = [mujoco.MjData(model) for _ in range(n)]
+        self.ctrls = [d.ctrl for d in self.datas]
+        self.recorded: list[list[np.ndarray]] = []
+        self.k = 0
+
+    def start(self, env_model: mujoco.MjModel, env_datas: list[mujoco.MjData]) -> None:
+        _copy_states(env_model, env_datas, self.model, self.datas)
+        self.k = 0
+
+    def __call__(self) -> None:
+        m, step = self.model, mujoco.mj_step
+        if self.write_ctrl:
+            for d, ctrl, u in zip(self.datas, self.ctrls, self.recorded[self.k], strict=True):
+                ctrl[...] = u
+                step(m, d, FRAME_SKIP)
+        else:
+            for d in self.datas:
+                step(m, d, FRAME_SKIP)
+        self.k += 1
+
+
+BLOCKS = 5  # each round interleaves this many short blocks of every measurement
+
+
+def _summary(per_round: dict[str, list[float]]) -> dict[str, float]:
+    result = {key: statistics.median(v) for key, v in per_round.items()}
+    result["env_steps_per_s"] = 1e6 / result["env_us"]
+    result["physics_steps_per_s"] = 1e6 / result["physics_us"]
+    return result
+
+
+def _accumulate(
+    cpu: Counter[str], wall: Counter[str], times: dict[str, tuple[float, float]]
+) -> None:
+    for name, (c, w) in times.items():
+        cpu[name] += c
+        wall[name] += w
+
+
+def _add_round(
+    per_round: dict[str, list[float]], cpu: Counter[str], wall: Counter[str], steps: int
+) -> None:
+    """Per game-step microseconds and overheads of one round (`steps` game-steps each)."""
+    us = {f"{key}_us": t / steps * 1e6 for key, t in cpu.items()}
+    us.update({f"{key}_wall_us": t / steps * 1e6 for key, t in wall.items()})
+    us["overhead_us"] = us["env_us"] - us["physics_us"]
+    us["overhead_pct"] = 100.0 * us["overhead_us"] / us["physics_us"]
+    const = us["physics_const_ctrl_us"]
+    us["overhead_vs_const_ctrl_pct"] = 100.0 * (us["env_us"] - const) / const
+    us["overhead_wall_pct"] = 100.0 * (us["env_wall_us"] / us["physics_wall_us"] - 1.0)
+    for key, value in us.items():
+        per_round.setdefault(key, []).append(value)
+
+
+def measure_vector(bodies: tuple[str, str], n: int, rounds: int) -> dict[str, float]:
+    vec = SumoVector(n, bodies=bodies, seed=0, autoreset=True)
+    vec.reset(seeds=list(range(n)))
+    m = vec.model
+    plain = mujoco.MjModel.from_xml_string(_without_sensors(build_xml(bodies)))
+    replays = {
+        "physics": _Replay(m, n),
+        "physics_const_ctrl": _Replay(m, n, write_ctrl=False),
+        "physics_no_sensors": _Replay(plain, n),
+    }
+    rng = np.random.default_rng(0)
+    pool = rng.uniform(-1, 1, (16, n, 2, vec.act_dim)).astype(np.float32)
+    block = max(2, GAME_STEPS[bodies[0]] // (n * BLOCKS))  # control steps per block
+    recorded: list[np.ndarray] = []
+
+    def env_step() -> None:
+        vec.step(pool[len(recorded) % len(pool)])
+        recorded.append(vec.last_controls.copy())  # to replay the same controls
+
+    scratch = mujoco.MjData(m)
+    states = np.empty((n, mujoco.mj_stateSize(m, PHYSICS)))
+    out_state = np.empty((n, FRAME_SKIP, states.shape[1]))
+    out_sensor = np.empty((n, FRAME_SKIP, m.nsensordata))
+    controls = np.empty((block, n, 1, m.nu))
+    k = [0]
+
+    def rolled() -> None:
+        rollout.rollout(
+            m,
+            scratch,
+            states,
+            controls[k[0]],
+            nstep=FRAME_SKIP,
+            state=out_state,
+            sensordata=out_sensor,
+        )
+        states[:] = out_state[:, -1]
+        k[0] += 1
+
+    for _ in range(WARMUP_STEPS):
+        env_step()
+    per_round: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        cpu: Counter[str] = Counter()
+        wall: Counter[str] = Counter()
+        for _ in range(BLOCKS):
+            # The baselines start where the env starts and replay the controls it applies.
+            for replay in replays.values():
+                replay.start(m, vec.datas)
+            for i, d in enumerate(vec.datas):
+                mujoco.mj_getState(m, d, states[i], PHYSICS)
+            recorded.clear()
+            times = {"env": _timed(env_step, block)}
+            rows = [list(c) for c in recorded]
+            controls[:] = np.stack(recorded)[:, :, None]
+            for name, replay in replays.items():
+                replay.recorded = rows
+                times[name] = _timed(replay, block)
+            k[0] = 0
+            times["rollout"] = _timed(rolled, block)
+            _accumulate(cpu, wall, times)
+        _add_round(per_round, cpu, wall, BLOCKS * block * n)
+    return _summary(per_round)
+
+
+def measure_pettingzoo(bodies: tuple[str, str], rounds: int) -> dict[str, float]:
+    env = SumoEnv(bodies=bodies, seed=0)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    pool = [
+        {a: rng.uniform(-1, 1, env.action_space(a).shape).astype(np.float32) for a in env.agents}
+        for _ in range(16)
+    ]
+    block = GAME_STEPS[bodies[0]] // (2 * BLOCKS)
+    recorded: list[np.ndarray] = []
+    replays = {
+        "physics": _Replay(env.model, 1),
+        "physics_const_ctrl": _Replay(env.model, 1, write_ctrl=False),
+    }
+
+    def env_step() -> None:
+        if not env.agents:
+            env.reset()
+        env.step(pool[len(recorded) % len(pool)])
+        recorded.append(env.data.ctrl.copy())
+
+    for _ in range(WARMUP_STEPS):
+        env_step()
+    per_round: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        cpu: Counter[str] = Counter()
+        wall: Counter[str] = Counter()
+        for _ in range(BLOCKS):
+            for replay in replays.values():
+                replay.start(env.model, [env.data])
+            recorded.clear()
+            times = {"env": _timed(env_step, block)}
+            rows = [[c] for c in recorded]
+            for name, replay in replays.items():
+                replay.recorded = rows
+                times[name] = _timed(replay, block)
+            _accumulate(cpu, wall, times)
+        _add_round(per_round, cpu, wall, BLOCKS * block)
+    return _summary(per_round)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
+    args = parser.parse_args()
+
+    results: dict[str, object] = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average_at_start": os.getloadavg(),
+        "mujoco": mujoco.__version__,
+        "numpy": np.__version__,
+        "rounds": args.rounds,
+    }
+    table = []
+    for bodies in BODIES:
+        name = "/".join(bodies)
+        for n in args.sizes:
+            r = measure_vector(bodies, n, args.rounds)
+            results[f"{name} SumoVector N={n}"] = {k: round(v, 3) for k, v in r.items()}
+            table.append((name, f"SumoVector N={n}", r))
+        r = measure_pettingzoo(bodies, args.rounds)
+        results[f"{name} SumoEnv"] = {k: round(v, 3) for k, v in r.items()}
+        table.append((name, "SumoEnv (dict API)", r))
+    results["load_average_at_end"] = os.getloadavg()
+
+    print(
+        f"{'bodies':<9} {'what':<19} {'env steps/s':>11} {'physics/s':>10} {'env us':>7} "
+        f"{'phys us':>7} {'overhead us':>11} {'% phys':>6} {'% const':>7} {'rollout us':>10}",
+        file=sys.stderr,
+    )
+    for name, what, r in table:
+        print(
+            f"{name:<9} {what:<19} {r['env_steps_per_s']:>11,.0f} "
+            f"{r['physics_steps_per_s']:>10,.0f} {r['env_us']:>7.2f} {r['physics_us']:>7.2f} "
+            f"{r['overhead_us']:>11.2f} {r['overhead_pct']:>5.0f}% "
+            f"{r['overhead_vs_const_ctrl_pct']:>6.0f}% {r.get('rollout_us', float('nan')):>10.2f}",
+            file=sys.stderr,
+        )
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
