@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 from PIL import Image, ImageSequence
+from test_end_to_end import selfplay
 from test_rollout_learner import TOKEN, make_parts, tiny_config, train_until_starved
 
 from actors.replay import HOLD_SECONDS
@@ -51,17 +50,6 @@ def sumo_run(redis_server: RedisEndpoint, tmp_path_factory: pytest.TempPathFacto
         server.stop(0)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     return run_dir
-
-
-def selfplay(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cluster.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
 
 
 def replay(*args: str) -> dict[str, object]:
