@@ -10,7 +10,7 @@ from functools import partial
 import mujoco
 import numpy as np
 import pytest
-from pettingzoo.test import parallel_api_test, parallel_seed_test
+from pettingzoo.test import max_cycles_test, parallel_api_test, parallel_seed_test
 
 from envs.sumo import SumoEnv, env, parallel_env
 from envs.sumo.rules import Outcome, judge
@@ -33,6 +33,12 @@ def test_parallel_api(bodies: tuple[str, str]) -> None:
 
 def test_parallel_seed() -> None:
     parallel_seed_test(partial(parallel_env, bodies=("ant", "disc"), max_steps=40), num_cycles=80)
+
+
+def test_pettingzoo_max_cycles_test() -> None:
+    import envs.sumo.sumo_env as module
+
+    max_cycles_test(module)
 
 
 def test_aec_constructor_steps() -> None:

@@ -226,10 +226,20 @@ class SumoEnv(ParallelEnv):
             self._renderer = None
 
 
+def _kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    # PettingZoo's factories call the time limit `max_cycles` (its max_cycles_test does).
+    if "max_cycles" in kwargs:
+        if "max_steps" in kwargs:
+            raise TypeError("give max_steps or max_cycles, not both")
+        kwargs["max_steps"] = kwargs.pop("max_cycles")
+    return kwargs
+
+
 def parallel_env(**kwargs: Any) -> SumoEnv:
-    return SumoEnv(**kwargs)
+    """`max_cycles` is accepted as PettingZoo's name for `max_steps`."""
+    return SumoEnv(**_kwargs(kwargs))
 
 
 def env(**kwargs: Any) -> Any:
     """AEC version (agents act in turn; physics advances once both have acted)."""
-    return parallel_to_aec(SumoEnv(**kwargs))
+    return parallel_to_aec(SumoEnv(**_kwargs(kwargs)))
