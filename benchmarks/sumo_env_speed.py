@@ -125,12 +125,21 @@ def _summary(per_round: dict[str, list[float]]) -> dict[str, float]:
     return result
 
 
-def _accumulate(
-    cpu: Counter[str], wall: Counter[str], times: dict[str, tuple[float, float]]
-) -> None:
-    for name, (c, w) in times.items():
-        cpu[name] += c
-        wall[name] += w
+def _rounds(
+    rounds: int, one_block: Callable[[], dict[str, tuple[float, float]]], steps: int
+) -> dict[str, float]:
+    """Medians over `rounds` rounds of BLOCKS interleaved blocks; `one_block` times every
+    measurement once ((cpu, wall) seconds each); a round covers `steps` game-steps."""
+    per_round: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        cpu: Counter[str] = Counter()
+        wall: Counter[str] = Counter()
+        for _ in range(BLOCKS):
+            for name, (c, w) in one_block().items():
+                cpu[name] += c
+                wall[name] += w
+        _add_round(per_round, cpu, wall, steps)
+    return _summary(per_round)
 
 
 def _add_round(
@@ -189,28 +198,25 @@ def measure_vector(bodies: tuple[str, str], n: int, rounds: int) -> dict[str, fl
 
     for _ in range(WARMUP_STEPS):
         env_step()
-    per_round: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        cpu: Counter[str] = Counter()
-        wall: Counter[str] = Counter()
-        for _ in range(BLOCKS):
-            # The baselines start where the env starts and replay the controls it applies.
-            for replay in replays.values():
-                replay.start(m, vec.datas)
-            for i, d in enumerate(vec.datas):
-                mujoco.mj_getState(m, d, states[i], PHYSICS)
-            recorded.clear()
-            times = {"env": _timed(env_step, block)}
-            rows = [list(c) for c in recorded]
-            controls[:] = np.stack(recorded)[:, :, None]
-            for name, replay in replays.items():
-                replay.recorded = rows
-                times[name] = _timed(replay, block)
-            k[0] = 0
-            times["rollout"] = _timed(rolled, block)
-            _accumulate(cpu, wall, times)
-        _add_round(per_round, cpu, wall, BLOCKS * block * n)
-    return _summary(per_round)
+
+    def one_block() -> dict[str, tuple[float, float]]:
+        # The baselines start where the env starts and replay the controls it applies.
+        for replay in replays.values():
+            replay.start(m, vec.datas)
+        for i, d in enumerate(vec.datas):
+            mujoco.mj_getState(m, d, states[i], PHYSICS)
+        recorded.clear()
+        times = {"env": _timed(env_step, block)}
+        rows = [list(c) for c in recorded]
+        controls[:] = np.stack(recorded)[:, :, None]
+        for name, replay in replays.items():
+            replay.recorded = rows
+            times[name] = _timed(replay, block)
+        k[0] = 0
+        times["rollout"] = _timed(rolled, block)
+        return times
+
+    return _rounds(rounds, one_block, BLOCKS * block * n)
 
 
 def measure_pettingzoo(bodies: tuple[str, str], rounds: int) -> dict[str, float]:
@@ -236,22 +242,19 @@ def measure_pettingzoo(bodies: tuple[str, str], rounds: int) -> dict[str, float]
 
     for _ in range(WARMUP_STEPS):
         env_step()
-    per_round: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        cpu: Counter[str] = Counter()
-        wall: Counter[str] = Counter()
-        for _ in range(BLOCKS):
-            for replay in replays.values():
-                replay.start(env.model, [env.data])
-            recorded.clear()
-            times = {"env": _timed(env_step, block)}
-            rows = [[c] for c in recorded]
-            for name, replay in replays.items():
-                replay.recorded = rows
-                times[name] = _timed(replay, block)
-            _accumulate(cpu, wall, times)
-        _add_round(per_round, cpu, wall, BLOCKS * block)
-    return _summary(per_round)
+
+    def one_block() -> dict[str, tuple[float, float]]:
+        for replay in replays.values():
+            replay.start(env.model, [env.data])
+        recorded.clear()
+        times = {"env": _timed(env_step, block)}
+        rows = [[c] for c in recorded]
+        for name, replay in replays.items():
+            replay.recorded = rows
+            times[name] = _timed(replay, block)
+        return times
+
+    return _rounds(rounds, one_block, BLOCKS * block)
 
 
 def main() -> None:

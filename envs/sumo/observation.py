@@ -37,6 +37,7 @@ ones. `BatchObserver` computes all of it for many games at once.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -314,3 +315,24 @@ class BatchObserver:
 
 # Per quaternion component (w, x, y, z), broadcast over (seat, own / opponent, game).
 _QUAT_SIGNS = np.array([-1.0, -1.0, 1.0, 1.0])[:, None, None, None]
+
+
+def disc_forces_to_world(
+    a: np.ndarray, cos: np.ndarray, sin: np.ndarray, disc_seats: Sequence[int]
+) -> np.ndarray:
+    """(N, 2, act_dim) actions with the disc seats' (x, y) forces turned from the agent's
+    frame to the world by the heading it last observed (`cos`, `sin`: (N, 2))."""
+    # (x, y) -> (c x - s y, s x + c y), written as c (x, y) + (-s, s) (y, x) (same products;
+    # (-s) y = -(s y) exactly). The arithmetic runs in the actions' precision (numpy's
+    # promotion: float32 actions give float32 forces), as the one-game env always did.
+    dtype = np.result_type(a.dtype, 1.0)
+    c = cos.astype(dtype)[:, :, None]
+    s = sin.astype(dtype)[:, :, None]
+    u = a[:, :, :2]
+    turned = c * u + np.concatenate((-s, s), axis=2) * u[:, :, ::-1]
+    if len(disc_seats) == 2 and a.shape[2] == 2:
+        return turned
+    out = a.astype(turned.dtype)  # a copy, also when the type stays
+    for k in disc_seats:
+        out[:, k, :2] = turned[:, k]
+    return out

@@ -42,14 +42,19 @@ its row. What happens next depends on `autoreset`:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import mujoco
 import numpy as np
 
 from envs.sumo.model import BODY_SPECS, FRAME_SKIP, agent_prefix, build_xml
-from envs.sumo.observation import AgentIndex, BatchObserver, Geometry, index_agent
+from envs.sumo.observation import (
+    AgentIndex,
+    BatchObserver,
+    Geometry,
+    disc_forces_to_world,
+    index_agent,
+)
 from envs.sumo.rules import (
     ONGOING,
     REASONS,
@@ -60,11 +65,8 @@ from envs.sumo.rules import (
     shaping_weight,
     sparse_rewards_batch,
 )
+from envs.sumo.start import place_agents
 
-START_FRACTION = 0.4  # start this fraction of the radius from the centre
-POS_JITTER = 0.1  # m
-YAW_JITTER = 0.15  # rad
-JOINT_JITTER = 0.05  # rad (ant hinges), and m/s or rad/s for velocities
 TERM_NAMES = ("approach", "push", "upright", "sparse")
 
 
@@ -207,26 +209,7 @@ class SumoVector:
         rng, m, d = self._rngs[i], self.model, self.datas[i]
         qpos, qvel = self._qpos[i], self._qvel[i]
         mujoco.mj_resetData(m, d)
-        lo, hi = self.ring_radius
-        radius = float(rng.uniform(lo, hi))
-        start = START_FRACTION * radius
-        for k, idx in enumerate(self.idx):
-            side = -1.0 if k == 0 else 1.0
-            x = side * start + rng.uniform(-POS_JITTER, POS_JITTER)
-            y = rng.uniform(-POS_JITTER, POS_JITTER)
-            root = idx.root_qpos
-            qpos[root[0]], qpos[root[1]] = x, y
-            if idx.free:
-                # agent_0 on -x faces +x (yaw 0); agent_1 on +x faces -x (yaw pi)
-                yaw = (0.0 if k == 0 else math.pi) + rng.uniform(-YAW_JITTER, YAW_JITTER)
-                qpos[root[2]] = self._specs[k].start_height
-                qpos[root[3:7]] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
-            n = len(idx.hinge_qpos)
-            if n:  # (drawing no numbers would leave the generator as it is anyway)
-                qpos[idx.hinge_qpos] = idx.hinge_nominal + rng.uniform(
-                    -JOINT_JITTER, JOINT_JITTER, n
-                )
-                qvel[idx.hinge_qvel] = rng.uniform(-JOINT_JITTER, JOINT_JITTER, n)
+        radius = place_agents(rng, self.ring_radius, self.idx, self._specs, qpos, qvel)
         mujoco.mj_forward(m, d)
         self._unstarted.discard(i)
         self.radius[i] = radius
@@ -357,22 +340,7 @@ class SumoVector:
         """Fill the (N, nu) ctrl buffer from (N, 2, act_dim) actions."""
         a = np.minimum(np.maximum(a, -1.0), 1.0)  # = np.clip, at a third of its call cost
         if self._disc_seat_ids:
-            # Disc forces turn from the agent's frame to the world by the heading it last
-            # observed: (x, y) -> (c x - s y, s x + c y), written as c (x, y) + (-s, s) (y, x)
-            # (same products; (-s) y = -(s y) exactly). The arithmetic runs in the actions'
-            # precision (numpy's promotion: float32 actions give float32 forces), as the
-            # one-game env always did.
-            dtype = np.result_type(a.dtype, 1.0)
-            c = self._cos.astype(dtype)[:, :, None]
-            s = self._sin.astype(dtype)[:, :, None]
-            u = a[:, :, :2]
-            turned = c * u + np.concatenate((-s, s), axis=2) * u[:, :, ::-1]
-            if len(self._disc_seat_ids) == 2 and self.act_dim == 2:
-                a = turned
-            else:
-                a = a.astype(turned.dtype)  # a copy, also when the type stays
-                for k in self._disc_seat_ids:
-                    a[:, k, :2] = turned[:, k]
+            a = disc_forces_to_world(a, self._cos, self._sin, self._disc_seat_ids)
         a = a.reshape(self.num_envs, -1)
         self._ctrl_buf[:] = a if self._act_take is None else a[:, self._act_take]
 
