@@ -7,7 +7,7 @@ there is one, otherwise avoids moves after which the opponent can win at once, a
 picks uniformly among what is left. In connect_four such a bot beats the random
 player ~94% of the time, so beating *it* means real tactics were learned.
 
-`charge` (sumo with the disc body) pushes straight at the opponent at full force.
+`charge` (sumo with the disc or bug body) goes straight at the opponent at full force.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs.pettingzoo_adapter import Game, GameSpec
-from envs.sumo.scripted import charge_action
+from envs.sumo.scripted import CHARGE_BODIES, charge_action
 
 TACTICAL = "tactical"
 CHARGE = "charge"
@@ -29,7 +29,7 @@ def scripted_problem(name: str, env_name: str, spec: GameSpec) -> str | None:
     if name == CHARGE and not (
         env_name.startswith("envs.sumo") and spec.continuous and spec.num_actions == 2
     ):
-        return "the charge bot plays sumo with the disc body only"
+        return "the charge bot plays sumo with the disc or bug body only"
     if name not in SCRIPTED:
         return f"unknown scripted player {name!r} (known: {', '.join(SCRIPTED)})"
     return None
@@ -42,8 +42,19 @@ def scripted_action(
     if name == TACTICAL:
         return tactical_action(game, agent, rng)
     if name == CHARGE:
-        return charge_action(obs)
+        return charge_action(obs, sumo_body(game, agent))
     raise ValueError(f"unknown scripted player {name!r}")
+
+
+def sumo_body(game: Game, agent: str) -> str:
+    """The sumo body `agent` plays (the charge bot steers a bug, pushes a disc)."""
+    bodies = getattr(game.env, "bodies", None)
+    if bodies is None or agent not in game.agents:
+        raise ValueError("the charge bot plays sumo only")
+    body = bodies[game.agents.index(agent)]
+    if body not in CHARGE_BODIES:
+        raise ValueError(f"the charge bot plays the bodies {CHARGE_BODIES}, not {body!r}")
+    return body
 
 
 def _legal(game: Game, agent: str) -> np.ndarray:

@@ -1,23 +1,19 @@
 """Sumo env speed: env.step against a bare mj_step loop on the same model, one core.
 
-    python benchmarks/sumo_env_speed.py [--rounds 3] [--sizes 1 16 64 256]
+    python benchmarks/sumo_env_speed.py [--rounds 3] [--sizes 1 16 64 256 1024]
 
-For each body pair (disc/disc, ant/ant) and number of games N, one round times, back to back:
+For each body pair (disc/disc, bug/bug, ant/ant) and number of games N, one round times,
+back to back:
 - env: `SumoVector(N, autoreset=True).step` with uniform random float32 actions (episodes
   end and restart inside the timed block, as in a rollout worker);
-- physics: a bare loop `d.ctrl[:] = u; mujoco.mj_step(m, d, nstep=FRAME_SKIP)` over copies of
-  the env's N MjData taken at the start of the round, replaying the controls the env applied
-  (physics cost depends on them: an ant with changing controls costs ~5-10% more than one
-  with constant controls). The overhead figures are against this loop;
-- physics_const_ctrl: the same without writing controls (constant controls), the loop the
-  issue quoted (`mj_step(m, d, nstep=5)` alone);
-- physics_no_sensors: the replay loop on the model without the sensors the env adds (torso
-  pose and contact sensors), to show what they cost the physics;
-- rollout: the same states and controls stepped by `mujoco.rollout.rollout` (one thread), one
-  call per control step, the batched stepper an env could use instead of the loop (it does
-  not return xpos, contacts or cfrc_ext, which the observation needs);
-and `SumoEnv.step` (the PettingZoo dict API, one game; resets included) against the replay
-loop over one MjData.
+- physics: the bare loop `d.ctrl[:] = u; mujoco.mj_step(m, d, nstep=FRAME_SKIP)` on the env's
+  own model (all N games in one MjModel) and a copy of its MjData taken at the start of the
+  block, replaying the controls the env applied (physics cost depends on them). The overhead
+  figures are against this;
+- separate: the same N games as N one-game MjData stepped from a Python loop (how the env
+  stepped before its games shared one model), to show what sharing the model saves;
+and `SumoEnv.step` (the PettingZoo dict API, one game; resets included) against the bare
+loop on its one-game model.
 
 One control step of one game is one env step. Python overhead per control step = env time -
 physics time, per game, in microseconds and as % of physics time. Times are this process's
@@ -39,7 +35,6 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import re  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -49,7 +44,6 @@ from pathlib import Path  # noqa: E402
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
-from mujoco import rollout  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -57,11 +51,10 @@ from envs.sumo import SumoEnv  # noqa: E402
 from envs.sumo.model import FRAME_SKIP, build_xml  # noqa: E402
 from envs.sumo.vector import SumoVector  # noqa: E402
 
-BODIES = (("disc", "disc"), ("ant", "ant"))
-GAME_STEPS = {"disc": 30_000, "ant": 4_000}  # per measurement and round: ~0.3-0.5 s
+BODIES = (("disc", "disc"), ("bug", "bug"), ("ant", "ant"))
+GAME_STEPS = {"disc": 30_000, "bug": 30_000, "ant": 4_000}  # per measurement and round
 WARMUP_STEPS = 60  # control steps of every game before timing: mid-game, not fresh states
 STATE = mujoco.mjtState.mjSTATE_INTEGRATION  # everything mj_step reads, warm start included
-PHYSICS = mujoco.mjtState.mjSTATE_FULLPHYSICS  # what mujoco.rollout carries
 
 
 def _timed(fn: Callable[[], None], calls: int) -> tuple[float, float]:
@@ -72,45 +65,39 @@ def _timed(fn: Callable[[], None], calls: int) -> tuple[float, float]:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
-def _copy_states(
-    src_model: mujoco.MjModel,
-    src: list[mujoco.MjData],
-    dst_model: mujoco.MjModel,
-    dst: list[mujoco.MjData],
-) -> None:
-    """Put the env's states and controls into `dst` (possibly of the sensor-free model)."""
-    buf = np.empty(mujoco.mj_stateSize(src_model, STATE))
-    for s, d in zip(src, dst, strict=True):
-        mujoco.mj_getState(src_model, s, buf, STATE)
-        mujoco.mj_setState(dst_model, d, buf, STATE)
-
-
-def _without_sensors(xml: str) -> str:
-    return re.sub(r"\s*<sensor>.*?</sensor>", "", xml, flags=re.S)
-
-
 class _Replay:
-    """Bare physics over copies of the env's games, replaying recorded controls."""
+    """Bare physics from the env's state, replaying recorded controls: either on a copy of
+    the env's (N-game) MjData, or on N one-game MjData (`games` > 0) stepped in a loop."""
 
-    def __init__(self, model: mujoco.MjModel, n: int, write_ctrl: bool = True) -> None:
-        self.model, self.write_ctrl = model, write_ctrl
-        self.datas = [mujoco.MjData(model) for _ in range(n)]
-        self.ctrls = [d.ctrl for d in self.datas]
-        self.recorded: list[list[np.ndarray]] = []
+    def __init__(self, model: mujoco.MjModel, games: int = 0) -> None:
+        self.model, self.games = model, games
+        self.datas = [mujoco.MjData(model) for _ in range(max(games, 1))]
+        self.recorded: list[np.ndarray] = []  # (N, nu per game) per control step
         self.k = 0
 
-    def start(self, env_model: mujoco.MjModel, env_datas: list[mujoco.MjData]) -> None:
-        _copy_states(env_model, env_datas, self.model, self.datas)
+    def start(self, env_model: mujoco.MjModel, env_data: mujoco.MjData) -> None:
+        """Copy the env's state: whole, or game by game (blocks of qpos, qvel, warm start)."""
         self.k = 0
+        if not self.games:
+            buf = np.empty(mujoco.mj_stateSize(env_model, STATE))
+            mujoco.mj_getState(env_model, env_data, buf, STATE)
+            mujoco.mj_setState(self.model, self.datas[0], buf, STATE)
+            return
+        n = self.games
+        for field in ("qpos", "qvel", "qacc_warmstart"):
+            rows = getattr(env_data, field).reshape(n, -1)
+            for i, d in enumerate(self.datas):
+                getattr(d, field)[:] = rows[i]
 
     def __call__(self) -> None:
-        m, step = self.model, mujoco.mj_step
-        if self.write_ctrl:
-            for d, ctrl, u in zip(self.datas, self.ctrls, self.recorded[self.k], strict=True):
-                ctrl[...] = u
-                step(m, d, FRAME_SKIP)
+        m, step, u = self.model, mujoco.mj_step, self.recorded[self.k]
+        if not self.games:
+            d = self.datas[0]
+            d.ctrl[:] = u.ravel()
+            step(m, d, FRAME_SKIP)
         else:
-            for d in self.datas:
+            for d, row in zip(self.datas, u, strict=True):
+                d.ctrl[:] = row
                 step(m, d, FRAME_SKIP)
         self.k += 1
 
@@ -150,8 +137,8 @@ def _add_round(
     us.update({f"{key}_wall_us": t / steps * 1e6 for key, t in wall.items()})
     us["overhead_us"] = us["env_us"] - us["physics_us"]
     us["overhead_pct"] = 100.0 * us["overhead_us"] / us["physics_us"]
-    const = us["physics_const_ctrl_us"]
-    us["overhead_vs_const_ctrl_pct"] = 100.0 * (us["env_us"] - const) / const
+    if "separate_us" in us:
+        us["env_speedup_vs_separate"] = us["separate_us"] / us["env_us"]
     us["overhead_wall_pct"] = 100.0 * (us["env_wall_us"] / us["physics_wall_us"] - 1.0)
     for key, value in us.items():
         per_round.setdefault(key, []).append(value)
@@ -161,12 +148,8 @@ def measure_vector(bodies: tuple[str, str], n: int, rounds: int) -> dict[str, fl
     vec = SumoVector(n, bodies=bodies, seed=0, autoreset=True)
     vec.reset(seeds=list(range(n)))
     m = vec.model
-    plain = mujoco.MjModel.from_xml_string(_without_sensors(build_xml(bodies)))
-    replays = {
-        "physics": _Replay(m, n),
-        "physics_const_ctrl": _Replay(m, n, write_ctrl=False),
-        "physics_no_sensors": _Replay(plain, n),
-    }
+    one_game = mujoco.MjModel.from_xml_string(build_xml(bodies))
+    replays = {"physics": _Replay(m), "separate": _Replay(one_game, n)}
     rng = np.random.default_rng(0)
     pool = rng.uniform(-1, 1, (16, n, 2, vec.act_dim)).astype(np.float32)
     block = max(2, GAME_STEPS[bodies[0]] // (n * BLOCKS))  # control steps per block
@@ -176,44 +159,18 @@ def measure_vector(bodies: tuple[str, str], n: int, rounds: int) -> dict[str, fl
         vec.step(pool[len(recorded) % len(pool)])
         recorded.append(vec.last_controls.copy())  # to replay the same controls
 
-    scratch = mujoco.MjData(m)
-    states = np.empty((n, mujoco.mj_stateSize(m, PHYSICS)))
-    out_state = np.empty((n, FRAME_SKIP, states.shape[1]))
-    out_sensor = np.empty((n, FRAME_SKIP, m.nsensordata))
-    controls = np.empty((block, n, 1, m.nu))
-    k = [0]
-
-    def rolled() -> None:
-        rollout.rollout(
-            m,
-            scratch,
-            states,
-            controls[k[0]],
-            nstep=FRAME_SKIP,
-            state=out_state,
-            sensordata=out_sensor,
-        )
-        states[:] = out_state[:, -1]
-        k[0] += 1
-
     for _ in range(WARMUP_STEPS):
         env_step()
 
     def one_block() -> dict[str, tuple[float, float]]:
         # The baselines start where the env starts and replay the controls it applies.
         for replay in replays.values():
-            replay.start(m, vec.datas)
-        for i, d in enumerate(vec.datas):
-            mujoco.mj_getState(m, d, states[i], PHYSICS)
+            replay.start(m, vec.data)
         recorded.clear()
         times = {"env": _timed(env_step, block)}
-        rows = [list(c) for c in recorded]
-        controls[:] = np.stack(recorded)[:, :, None]
         for name, replay in replays.items():
-            replay.recorded = rows
+            replay.recorded = recorded
             times[name] = _timed(replay, block)
-        k[0] = 0
-        times["rollout"] = _timed(rolled, block)
         return times
 
     return _rounds(rounds, one_block, BLOCKS * block * n)
@@ -229,28 +186,24 @@ def measure_pettingzoo(bodies: tuple[str, str], rounds: int) -> dict[str, float]
     ]
     block = GAME_STEPS[bodies[0]] // (2 * BLOCKS)
     recorded: list[np.ndarray] = []
-    replays = {
-        "physics": _Replay(env.model, 1),
-        "physics_const_ctrl": _Replay(env.model, 1, write_ctrl=False),
-    }
+    replays = {"physics": _Replay(env.model)}
 
     def env_step() -> None:
         if not env.agents:
             env.reset()
         env.step(pool[len(recorded) % len(pool)])
-        recorded.append(env.data.ctrl.copy())
+        recorded.append(env.data.ctrl[None].copy())
 
     for _ in range(WARMUP_STEPS):
         env_step()
 
     def one_block() -> dict[str, tuple[float, float]]:
         for replay in replays.values():
-            replay.start(env.model, [env.data])
+            replay.start(env.model, env.data)
         recorded.clear()
         times = {"env": _timed(env_step, block)}
-        rows = [[c] for c in recorded]
         for name, replay in replays.items():
-            replay.recorded = rows
+            replay.recorded = recorded
             times[name] = _timed(replay, block)
         return times
 
@@ -260,7 +213,7 @@ def measure_pettingzoo(bodies: tuple[str, str], rounds: int) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256, 1024])
     args = parser.parse_args()
 
     results: dict[str, object] = {
@@ -284,7 +237,7 @@ def main() -> None:
 
     print(
         f"{'bodies':<9} {'what':<19} {'env steps/s':>11} {'physics/s':>10} {'env us':>7} "
-        f"{'phys us':>7} {'overhead us':>11} {'% phys':>6} {'% const':>7} {'rollout us':>10}",
+        f"{'phys us':>7} {'overhead us':>11} {'% phys':>6} {'separate us':>11}",
         file=sys.stderr,
     )
     for name, what, r in table:
@@ -292,7 +245,7 @@ def main() -> None:
             f"{name:<9} {what:<19} {r['env_steps_per_s']:>11,.0f} "
             f"{r['physics_steps_per_s']:>10,.0f} {r['env_us']:>7.2f} {r['physics_us']:>7.2f} "
             f"{r['overhead_us']:>11.2f} {r['overhead_pct']:>5.0f}% "
-            f"{r['overhead_vs_const_ctrl_pct']:>6.0f}% {r.get('rollout_us', float('nan')):>10.2f}",
+            f"{r.get('separate_us', float('nan')):>11.2f}",
             file=sys.stderr,
         )
     print(json.dumps(results))

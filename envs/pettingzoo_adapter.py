@@ -122,6 +122,11 @@ class Game:
         return GameSpec(members, obs_dims.pop(), n_actions, masks.pop(), self._aec, continuous)
 
     @property
+    def env(self) -> Any:
+        """The PettingZoo env itself, for scripted players that need its setup (sumo bodies)."""
+        return self._env
+
+    @property
     def spec(self) -> GameSpec:
         """The spec of a single-team game (every agent plays the same policy)."""
         if len(self.teams) != 1:

@@ -1,4 +1,12 @@
-"""SumoVector (N sumo games per call): game by game the same as N separate SumoEnv objects."""
+"""SumoVector (N sumo games per call): game by game the same as N separate SumoEnv objects.
+
+Game 0 sits at the world origin like a lone game, so with the disc and bug (no floor
+contacts) it must match `SumoEnv` bit for bit through whole episodes while the other games
+run beside it in the same model (no cross-talk). Games 1.. sit in arenas offset on a grid,
+which changes floating-point rounding in the last bits, and the ants' floor contacts go
+through one constraint solve with the other games' (its iteration count is shared); those
+games must match their separate envs closely until such differences grow.
+"""
 
 from __future__ import annotations
 
@@ -49,10 +57,12 @@ def test_matches_separate_envs_across_episodes(
         env_obs, info = e.reset()
         assert info["agent_0"]["ring_radius"] == vec.radius[i]
         for k, agent in enumerate(AGENTS):
-            np.testing.assert_array_equal(obs[i, k, : sizes[k]], env_obs[agent])
+            _close(obs[i, k, : sizes[k]], env_obs[agent])
 
     rng = np.random.default_rng(0)
     reasons: set[str] = set()
+    close_steps = 20  # inexact games: compared to a tolerance for this many steps, then ignored
+    exact = [i == 0 and "ant" not in bodies for i in range(n)]
     for t in range(steps):
         if t % 17 == 16:  # teleport an agent out of the ring: the same in both
             i, k = (t // 17) % n, (t // 34) % 2
@@ -61,7 +71,11 @@ def test_matches_separate_envs_across_episodes(
             envs[i].set_torso_xy(AGENTS[k], xy)
         actions = _policy(bodies, obs, vec.act_dim, rng)
         obs, rewards, terminated, truncated = vec.step(actions)
+        reasons.update(vec.reason_name(i) for i in np.flatnonzero(terminated | truncated))
         for i, e in enumerate(envs):
+            if not exact[i] and t >= close_steps:
+                continue
+            same = np.testing.assert_array_equal if exact[i] else _close
             env_actions = {
                 a: actions[i, k, : e.action_space(a).shape[0]] for k, a in enumerate(AGENTS)
             }
@@ -69,26 +83,44 @@ def test_matches_separate_envs_across_episodes(
             assert terminated[i] == env_term["agent_0"] and truncated[i] == env_trunc["agent_0"]
             final = vec.final_obs if terminated[i] or truncated[i] else obs
             for k, agent in enumerate(AGENTS):
-                np.testing.assert_array_equal(final[i, k, : sizes[k]], env_obs[agent])
+                same(final[i, k, : sizes[k]], env_obs[agent])
                 assert not final[i, k, sizes[k] :].any()  # padding of the smaller body
-                assert rewards[i, k] == env_rew[agent]
+                same(rewards[i, k], env_rew[agent])
                 terms = infos[agent]["reward_terms"]
                 for name, values in vec.reward_terms.items():
-                    assert values[i, k] == terms[name], name
+                    same(values[i, k], terms[name], err_msg=name)
                 assert vec.shaping_weight[i] == terms["shaping_weight"]
             if terminated[i] or truncated[i]:
                 winner = None if vec.winner[i] < 0 else AGENTS[vec.winner[i]]
                 assert winner == infos["agent_0"]["winner"]
                 assert vec.reason_name(i) == infos["agent_0"]["reason"]
-                reasons.add(vec.reason_name(i))
                 # Auto-reset: the row already holds the next episode, as env.reset() starts it.
                 env_obs, info = e.reset()
                 assert info["agent_0"]["ring_radius"] == vec.radius[i]
                 for k, agent in enumerate(AGENTS):
-                    np.testing.assert_array_equal(obs[i, k, : sizes[k]], env_obs[agent])
+                    same(obs[i, k, : sizes[k]], env_obs[agent])
     assert len(reasons) >= 2, reasons  # episodes ended in several ways
     if bodies == ("disc", "disc"):
         assert "out_of_ring" in reasons, reasons  # a win: contact, then a push out
+
+
+def _close(actual: object, desired: object, err_msg: str = "") -> None:
+    np.testing.assert_allclose(actual, desired, rtol=1e-6, atol=1e-9, err_msg=err_msg)
+
+
+def test_games_do_not_interact() -> None:
+    """Game 0 plays the same whether its neighbours push hard or stand still."""
+    quiet, busy = (SumoVector(5, bodies=("disc", "bug"), seed=3, autoreset=True) for _ in "ab")
+    obs_q, obs_b = quiet.reset(), busy.reset()
+    rng = np.random.default_rng(1)
+    for _ in range(250):
+        act = rng.uniform(-1, 1, (5, 2, 2))
+        still = np.zeros_like(act)
+        still[0] = act[0]
+        obs_q, *_ = quiet.step(still)
+        obs_b, *_ = busy.step(act)
+        np.testing.assert_array_equal(obs_q[0], obs_b[0])
+    assert not np.array_equal(obs_q[1:], obs_b[1:])
 
 
 def test_shapes_dtypes_and_padding() -> None:
@@ -130,12 +162,11 @@ def test_finished_games_stay_finished_until_reset() -> None:
     assert terminated.tolist() == [False, True, False]
     assert vec.reason_name(1) == "out_of_ring_without_contact"
     assert vec.winner[1] == -1 and vec.loser[1] == 0 and rewards[1, 0] == -1.0
-    before = vec.datas[1].qpos.copy()
     for _ in range(4):
-        obs2, rewards, terminated, truncated = vec.step(zeros)
+        obs2, rewards, terminated, truncated = vec.step(np.ones((3, 2, 2)))
         assert terminated[1] and rewards[1].tolist() == [0.0, 0.0]  # frozen, earns nothing
         np.testing.assert_array_equal(obs2[1], obs[1])
-        np.testing.assert_array_equal(vec.datas[1].qpos, before)
+        assert not vec.data.ctrl.reshape(3, -1)[1].any()  # its agents get no control
         assert vec.reason_name(1) == "out_of_ring_without_contact"
     assert truncated.tolist() == [True, False, True] and vec.done.all()
     assert vec.reason_name(0) == REASONS[-1] == "time_limit"

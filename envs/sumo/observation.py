@@ -44,7 +44,7 @@ from typing import NamedTuple
 import mujoco
 import numpy as np
 
-from envs.sumo.model import TOUCH_SENSOR, agent_prefix
+from envs.sumo.model import BUG_YAW_JOINT, TOUCH_SENSOR, agent_prefix
 
 CONTACT_SCALE = 500.0  # N; a body's weight-scale force maps to ~1 before clipping
 
@@ -62,7 +62,9 @@ class AgentIndex:
     hinge_nominal: np.ndarray  # mid-range reset pose for the hinges
     bodies: np.ndarray
     actuators: slice
-    free: bool  # torso has a free joint (ant) rather than planar slides (disc)
+    num_actions: int  # action entries: one per actuator, but a bug's thrust drives two
+    free: bool  # torso has a free joint (ant) rather than planar slides (disc, bug)
+    oriented: bool  # the torso's own yaw is its heading (ant, bug); a disc faces the opponent
 
     @property
     def obs_size(self) -> int:
@@ -80,6 +82,8 @@ def index_agent(model: mujoco.MjModel, prefix: str) -> AgentIndex:
     free = [j for j in joints if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
     slides = [j for j in joints if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE]
     hinges = [j for j in joints if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE]
+    yaw = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, prefix + BUG_YAW_JOINT)
+    hinges = [j for j in hinges if j != yaw]  # a root joint, not a limb: its angle is the heading
     if free:
         qa, va = model.jnt_qposadr[free[0]], model.jnt_dofadr[free[0]]
         root_qpos, lin_vel = np.arange(qa, qa + 7), np.arange(va, va + 3)
@@ -88,6 +92,9 @@ def index_agent(model: mujoco.MjModel, prefix: str) -> AgentIndex:
         root_qpos = np.array([model.jnt_qposadr[j] for j in slides])
         lin_vel = np.array([model.jnt_dofadr[j] for j in slides])
         ang_vel = np.zeros(0, dtype=int)
+        if yaw >= 0:  # x, y, yaw; angular velocity about z only (-1: always zero)
+            root_qpos = np.append(root_qpos, model.jnt_qposadr[yaw])
+            ang_vel = np.array([-1, -1, model.jnt_dofadr[yaw]])
     limited = model.jnt_limited[hinges].astype(bool) if hinges else np.zeros(0, bool)
     mid = model.jnt_range[hinges].mean(axis=1) if hinges else np.zeros(0)
     return AgentIndex(
@@ -100,7 +107,9 @@ def index_agent(model: mujoco.MjModel, prefix: str) -> AgentIndex:
         hinge_nominal=np.where(limited, mid, 0.0),
         bodies=np.array(bodies, dtype=int),
         actuators=slice(min(acts), max(acts) + 1),  # prefixes keep each agent's motors together
+        num_actions=len(acts) - (yaw >= 0),  # bug: (thrust, turn) drive (force x, y, turn)
         free=bool(free),
+        oriented=bool(free) or yaw >= 0,
     )
 
 
@@ -120,9 +129,10 @@ class Geometry(NamedTuple):
 class BatchObserver:
     """Geometry and observations of n games at once, as a few numpy calls on all games.
 
-    Input is one *state row* per game, the concatenation of what SumoVector gathers from each
-    MjData after a step: [sensordata | qpos (only if an agent has hinges) | qvel |
-    cfrc_ext.ravel() | 0.0]; the trailing zero stands in for quantities a body lacks (a disc's
+    Input is one *state row* per game, the concatenation of that game's blocks of what
+    SumoVector reads from MjData after a step: [sensordata (torso xy relative to the game's
+    ring centre) | qpos (only if an agent has hinges) | qvel | cfrc_ext of its bodies | 0.0];
+    the trailing zero stands in for quantities a body lacks (a disc's
     vertical and angular velocity) and pads the smaller body's rows. Everything here is
     precomputed column indices into those rows plus elementwise arithmetic, so a step costs
     the same few dozen numpy calls for 1 or 1000 games. The arrays put the game axis last
@@ -134,23 +144,28 @@ class BatchObserver:
     rearranged.
     """
 
-    def __init__(self, model: mujoco.MjModel, idx: tuple[AgentIndex, AgentIndex]) -> None:
+    def __init__(
+        self, model: mujoco.MjModel, idx: tuple[AgentIndex, AgentIndex], num_games: int = 1
+    ) -> None:
+        """`model` holds `num_games` games (envs/sumo/model.py); `idx` indexes game 0, whose
+        block of each MjData array is the layout of every game's row."""
         self.idx = idx
         self.obs_sizes = (idx[0].obs_size, idx[1].obs_size)
         self.obs_dim = max(self.obs_sizes)
-        self._free = np.array([i.free for i in idx])
-        self._any_free, self._all_free = bool(self._free.any()), bool(self._free.all())
+        self._oriented = np.array([i.oriented for i in idx])
+        self._any_oriented = bool(self._oriented.any())
+        self._all_oriented = bool(self._oriented.all())
 
         def sensor(name: str, size: int) -> np.ndarray:
             adr = model.sensor_adr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SENSOR, name)]
             return np.arange(adr, adr + size)
 
-        # State row layout.
+        # State row layout; cfrc_ext rows of the game's bodies only (not the world body 0).
         need_qpos = any(len(i.hinge_qpos) for i in idx)
-        q0 = model.nsensordata
-        v0 = q0 + (model.nq if need_qpos else 0)
-        c0 = v0 + model.nv
-        zero = c0 + 6 * model.nbody
+        q0 = model.nsensordata // num_games
+        v0 = q0 + (model.nq // num_games if need_qpos else 0)
+        c0 = v0 + model.nv // num_games
+        zero = c0 + 6 * ((model.nbody - 1) // num_games)
         self.sensor_cols = slice(0, q0)
         self.qpos_cols = slice(q0, v0) if need_qpos else None
         self.qvel_cols = slice(v0, c0)
@@ -161,13 +176,17 @@ class BatchObserver:
         self._pos = np.stack([sensor(p + "torso_pos", 3) for p in prefixes])
         self._quat = np.stack([sensor(p + "torso_quat", 4) for p in prefixes])
         self._up = np.array([sensor(p + "torso_zaxis", 3)[2] for p in prefixes])
-        self._touch = int(sensor(TOUCH_SENSOR, 1)[0])
+        self.touch_col = int(sensor(TOUCH_SENSOR, 1)[0])
+        # Torso x and y of both agents: world positions, from which the env subtracts the
+        # game's ring centre.
+        self.xy_cols = self._pos[:, :2].ravel()
 
-        def pad(cols: list[int], size: int) -> list[int]:
+        def pad(dofs: np.ndarray, size: int) -> list[int]:
+            cols = [zero if k < 0 else v0 + int(k) for k in dofs]  # -1: a component it lacks
             return cols + [zero] * (size - len(cols))
 
-        vel = np.array([pad([v0 + k for k in i.lin_vel], 3) for i in idx])
-        ang = [pad([v0 + k for k in i.ang_vel], 3) for i in idx]
+        vel = np.array([pad(i.lin_vel, 3) for i in idx])
+        ang = [pad(i.ang_vel, 3) for i in idx]
         nrows = 4 + 2 * max(len(i.bodies) for i in idx)
         # 3-vectors to turn into the own frame, indexed (component, seat, row): position,
         # velocity, opponent position minus own (a - b), opponent velocity minus own, then
@@ -179,7 +198,7 @@ class BatchObserver:
             a[s, 0], a[s, 1] = self._pos[s], vel[s]
             a[s, 2], b[s, 0] = self._pos[o], self._pos[s]
             a[s, 3], b[s, 1] = vel[o], vel[s]
-            wrench = (c0 + 6 * np.asarray(me.bodies)[:, None] + np.arange(6)).reshape(-1, 3)
+            wrench = (c0 + 6 * (np.asarray(me.bodies)[:, None] - 1) + np.arange(6)).reshape(-1, 3)
             a[s, 4 : 4 + len(wrench)] = wrench
         self._a, self._b = a.transpose(2, 0, 1), b.transpose(2, 0, 1)
         self._pair = np.array([[0, 1], [1, 0]])  # (seat, own / opponent) -> agent
@@ -235,14 +254,14 @@ class BatchObserver:
         x, y, z = cols[self._pos.T]  # each (agent, game)
         radial = np.hypot(x, y)
         gap = np.hypot(x[0] - x[1], y[0] - y[1])
-        # Headings: a disc faces the opponent; a free body's yaw is
+        # Headings: a disc faces the opponent; an oriented body's (ant, bug) yaw is
         # atan2(2 (w z + x y), 1 - 2 (y^2 + z^2)).
         ys, xs = y[::-1] - y, x[::-1] - x  # opponent minus own
-        if self._any_free:
+        if self._any_oriented:
             qw, qx, qy, qz = cols[self._quat.T]
-            free = self._free[:, None]
-            ys = np.where(free, 2.0 * (qw * qz + qx * qy), ys)
-            xs = np.where(free, 1.0 - 2.0 * (qy * qy + qz * qz), xs)
+            oriented = self._oriented[:, None]
+            ys = np.where(oriented, 2.0 * (qw * qz + qx * qy), ys)
+            xs = np.where(oriented, 1.0 - 2.0 * (qy * qy + qz * qz), xs)
         # math.atan2 (libm), not np.arctan2: numpy's SIMD arctan2 differs from libm in the
         # last bit for ~8% of inputs (measured on AVX-512), and the heading also turns the
         # disc forces, so such bits would reach the physics and make results depend on the
@@ -250,7 +269,7 @@ class BatchObserver:
         n = cols.shape[1]
         yaw = np.fromiter(map(math.atan2, ys.ravel().tolist(), xs.ravel().tolist()), float, 2 * n)
         yaw = yaw.reshape(2, n).T
-        up, touching = cols[self._up].T, cols[self._touch] > 0.0
+        up, touching = cols[self._up].T, cols[self.touch_col] > 0.0
         return Geometry(radial.T, gap, z.T, up, touching, yaw, np.cos(yaw), np.sin(yaw))
 
     def build(
@@ -286,10 +305,10 @@ class BatchObserver:
         half = 0.5 * yaw
         hc, hs = np.cos(half), np.sin(half)
         world = cols[self._quat.T]  # (wxyz, agent, game)
-        if not self._all_free:
+        if not self._all_oriented:
             disc = np.zeros((4, 2, n))
             disc[0], disc[3] = hc, hs
-            world = np.where(self._free[:, None], world, disc) if self._any_free else disc
+            world = np.where(self._oriented[:, None], world, disc) if self._any_oriented else disc
         q = world[:, self._pair]  # (wxyz, seat, own / opponent, game)
         # yaw(-yaw) * q with c = cos(yaw / 2), s = -sin(yaw / 2):
         # (c w - s z, c x - s y, c y + s x, c z + s w) = c q + (s (-1, -1, 1, 1)) (z, y, x, w);
@@ -315,6 +334,23 @@ class BatchObserver:
 
 # Per quaternion component (w, x, y, z), broadcast over (seat, own / opponent, game).
 _QUAT_SIGNS = np.array([-1.0, -1.0, 1.0, 1.0])[:, None, None, None]
+
+
+def bug_thrust_to_world(
+    a: np.ndarray, cos: np.ndarray, sin: np.ndarray, bug_seats: Sequence[int]
+) -> np.ndarray:
+    """(N, 2, width) actuator inputs from (N, 2, act_dim) actions: a bug seat's (thrust,
+    turn) becomes (thrust cos, thrust sin, turn) for its (force x, force y, turn) motors,
+    along the heading it last observed (`cos`, `sin`: (N, 2)); other seats are copied."""
+    width = max(a.shape[2], 3)
+    out = np.zeros((a.shape[0], 2, width), np.result_type(a.dtype, 1.0))
+    out[:, :, : a.shape[2]] = a
+    for k in bug_seats:
+        thrust = a[:, k, 0]
+        out[:, k, 0] = thrust * cos[:, k]
+        out[:, k, 1] = thrust * sin[:, k]
+        out[:, k, 2] = a[:, k, 1]
+    return out
 
 
 def disc_forces_to_world(

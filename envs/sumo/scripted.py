@@ -1,20 +1,35 @@
 """A scripted sumo opponent: the "charge" bot, a yardstick stronger than random.
 
-For the disc body the two actuators push along the agent's own frame, so charging is just
-pushing straight at the opponent at full force (observation layout in observation.py:
-for a disc, [13:15] is the opponent's xy minus our own, in that frame).
+Charging means going straight at the opponent at full force. Observation layout in
+observation.py: for the disc and the bug (no limb joints), [13:15] is the opponent's xy minus
+our own, in our own frame (+x = our heading).
+
+- disc: the two actuators push along the own frame, so charging is a unit force at the
+  opponent. Two equal discs pushing head-on stall, so nothing beats this bot by much.
+- bug: full thrust along its heading while it turns towards the opponent. It turns in a
+  wide arc at speed, so it can be sidestepped and pushed from the side
+  (benchmarks/sumo_charge_matador.py).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 DISC_OPPONENT_XY = slice(13, 15)
+CHARGE_BODIES = ("disc", "bug")
+TURN_GAIN = 3.0  # full turn torque once the opponent is more than 1/3 rad (19 deg) off
 
 
-def charge_action(obs: np.ndarray) -> np.ndarray:
-    """Full force towards the opponent (disc body)."""
+def charge_action(obs: np.ndarray, body: str = "disc") -> np.ndarray:
+    """The charge bot's action for an agent with the given body, which observes `obs`."""
     rel = np.asarray(obs[DISC_OPPONENT_XY], dtype=np.float32)
+    if body == "bug":
+        bearing = math.atan2(float(rel[1]), float(rel[0]))
+        return np.array([1.0, min(1.0, max(-1.0, TURN_GAIN * bearing))], np.float32)
+    if body != "disc":
+        raise ValueError(f"the charge bot plays the bodies {CHARGE_BODIES}, not {body!r}")
     norm = float(np.linalg.norm(rel))
     if norm < 1e-6:
         return np.zeros(2, np.float32)

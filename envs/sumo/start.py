@@ -28,9 +28,12 @@ def place_agents(
     specs: Sequence[BodySpec],
     qpos: np.ndarray,
     qvel: np.ndarray,
+    origin: Sequence[float] = (0.0, 0.0),
 ) -> float:
-    """Draws the episode's ring radius, writes both start poses into `qpos` / `qvel` (of
-    freshly reset MjData) and returns the radius."""
+    """Draws the episode's ring radius, writes both start poses into one game's `qpos` /
+    `qvel` (reset to the model's defaults) and returns the radius. `origin` is the game's
+    ring centre: a free joint's position is in world coordinates, a slide's is relative to
+    its body, which already sits at the centre."""
     lo, hi = ring_radius
     radius = float(rng.uniform(lo, hi))
     start = START_FRACTION * radius
@@ -40,11 +43,16 @@ def place_agents(
         y = rng.uniform(-POS_JITTER, POS_JITTER)
         root = idx.root_qpos
         qpos[root[0]], qpos[root[1]] = x, y
-        if idx.free:
+        if idx.oriented:
             # agent_0 on -x faces +x (yaw 0); agent_1 on +x faces -x (yaw pi)
             yaw = (0.0 if k == 0 else math.pi) + rng.uniform(-YAW_JITTER, YAW_JITTER)
-            qpos[root[2]] = specs[k].start_height
-            qpos[root[3:7]] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+            if idx.free:
+                qpos[root[0]] += origin[0]
+                qpos[root[1]] += origin[1]
+                qpos[root[2]] = specs[k].start_height
+                qpos[root[3:7]] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
+            else:  # the bug's yaw hinge
+                qpos[root[2]] = yaw
         n = len(idx.hinge_qpos)
         if n:  # (drawing no numbers would leave the generator as it is anyway)
             qpos[idx.hinge_qpos] = idx.hinge_nominal + rng.uniform(-JOINT_JITTER, JOINT_JITTER, n)

@@ -8,9 +8,11 @@ agents never touched, a loss is scored as a draw. Reaching `max_steps` is a draw
 "reason"; every step it holds "reward_terms" (the weighted terms summing to the reward, plus
 the current "shaping_weight").
 
-Observation: Box(float32) of size 34 (disc) or 98 (ant); layout in `envs.sumo.observation`.
+Observation: Box(float32) of size 34 (disc, bug) or 98 (ant); layout in
+`envs.sumo.observation`.
 Action: Box([-1, 1]) per actuator: disc 2 (planar force along the agent's own frame: +x
-towards the opponent, +y to its left), ant 8 (hip, ankle per leg).
+towards the opponent, +y to its left), bug 2 (thrust along its heading, turning torque),
+ant 8 (hip, ankle per leg).
 Reward: +1 win / -1 loss (also for leaving the ring or falling without contact, which is
 a draw for the match) / `draw_reward` otherwise, plus dense shaping (approach, push,
 upright) scaled by a weight annealed linearly from 1 to 0 over `shaping_steps` env steps
@@ -125,7 +127,7 @@ class SumoEnv(ParallelEnv):
     def data(self) -> mujoco.MjData:
         """The game's MjData. After writing to it, run mj_forward and `self._vec.sync(0)`
         (or use `set_torso_xy`) so the next step starts from the new state."""
-        return self._vec.datas[0]
+        return self._vec.data
 
     @property
     def _idx(self) -> tuple[AgentIndex, AgentIndex]:

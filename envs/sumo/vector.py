@@ -4,36 +4,37 @@
 the rules (envs/sumo/rules.py), observations (envs/sumo/observation.py) and rewards live in
 one place and a rollout worker can step many games with numpy arrays in and out, no dicts.
 
-Why this shape. One disc game's physics step (5 substeps) takes ~11 us; a dict-based env that
-builds each observation with scalar Python spent ~60 us per step on top. Here the Python per
-game and control step is one loop iteration (write ctrl, mj_step, mj_rnePostConstraint);
-then one numpy call per MjData field (sensordata, qvel, cfrc_ext, and qpos for ants) reads
-all games into state rows, and everything else (headings, rules, rewards, observations) is
-numpy over all games at once (envs/sumo/observation.py: BatchObserver), a fixed cost per
-call that the N games share. Sensors added to the model (envs/sumo/model.py) put the torso
-poses and the "agents touch" test into sensordata, so one read replaces several fields and
-the contact scan. Measured figures: BENCHMARKS.md, "Sumo env speed".
+Why this shape. All N games live in one MjModel (envs/sumo/model.py: one arena per game
+on a grid), so one `mj_step` advances them all and there is no Python per game: for the
+cheap bodies MuJoCo's fixed cost per call outweighs one game's physics, and stepping N
+one-game MjData from a Python loop was ~5x slower per game (disc, N=256). After the step,
+each MjData field the observation needs (sensordata, qvel, cfrc_ext, and qpos for ants) is
+one (N, per game) view; everything else (headings, rules, rewards, observations) is numpy
+over all games at once (envs/sumo/observation.py: BatchObserver). Sensors in the model put
+the torso poses and the "agents touch" test into sensordata, so one read replaces several
+fields and the contact scan. Measured figures: BENCHMARKS.md, "Sumo env speed".
 
-Physics: one MjData per game, stepped in a Python loop. `mujoco.rollout` steps many states in
-C, but it copies states in and out, restarts the solver without the previous step's warm
-start (so the trajectories would differ from stepping one MjData), and returns states and
-sensordata only, not cfrc_ext, which the observation needs; on one core it was not faster
-than the loop (benchmarks/sumo_env_speed.py measures both).
+Games are independent but their arenas sit at different world coordinates, so game g is
+not bit-identical to a lone game (model.py); game 0 is: `SumoEnv` (one game) plays exactly
+like game 0 of any `SumoVector` with the same seed.
 
-Direct writes: after changing a game's MjData (as tests do), run mj_forward and call
-`sync(i)`, or use `set_torso_xy`; the next step's shaping starts from, and the disc forces
-turn by, the geometry derived at the last step, reset or sync.
+Direct writes: after changing a game's state in `data` (as tests do; `qpos[i]` and
+`qvel[i]` are game i's rows), run mj_forward and call `sync(i)`, or use `set_torso_xy`; the
+next step's shaping starts from, and the disc forces turn by, the geometry derived at the
+last step, reset or sync.
 
 Seeding: game i's generator is `default_rng(seed + i)` (entropy when seed is None), so game i
-of `SumoVector(n, seed=s)` plays exactly like `SumoEnv(seed=s + i)`; `reset(seeds)` and
-`reset_one(i, seed)` reseed as `SumoEnv.reset(seed=...)` does.
+of `SumoVector(n, seed=s)` starts its episodes (ring radius, start poses) exactly like
+`SumoEnv(seed=s + i)`; `reset(seeds)` and `reset_one(i, seed)` reseed as
+`SumoEnv.reset(seed=...)` does.
 
 Episode ends. `step()` returns the final observation and rewards of a game on the step it
 ends, with `winner`, `loser`, `reason` (codes into rules.REASONS) and `reward_terms` set for
 its row. What happens next depends on `autoreset`:
 - False (default; what SumoEnv uses): a finished game stays finished until `reset_one(i)` or
-  `reset()`. It is not simulated, its row repeats the final observation, its reward is 0, and
-  its `terminated` / `truncated` flags stay set, so callers can keep stepping the others.
+  `reset()`. Its agents get no control (they coast to a stop in their arena), its row
+  repeats the final observation, its reward is 0, and its `terminated` / `truncated` flags
+  stay set, so callers can keep stepping the others.
 - True (for rollout workers): a game that ends is reset inside the same `step()` call (its
   generator continues, as for `SumoEnv.reset()` without a seed). The returned row is the new
   episode's first observation; `final_obs` holds the finished episode's last one. Flags,
@@ -47,11 +48,20 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
-from envs.sumo.model import BODY_SPECS, FRAME_SKIP, agent_prefix, build_xml
+from envs.sumo.model import (
+    BODY_SPECS,
+    FRAME_SKIP,
+    agent_prefix,
+    arena_origins,
+    arena_spacing,
+    build_xml,
+    game_prefix,
+)
 from envs.sumo.observation import (
     AgentIndex,
     BatchObserver,
     Geometry,
+    bug_thrust_to_world,
     disc_forces_to_world,
     index_agent,
 )
@@ -67,6 +77,10 @@ from envs.sumo.rules import (
 )
 from envs.sumo.start import place_agents
 
+# Games in one model. MuJoCo sizes a model's scratch memory faster than linearly in its
+# bodies (1024 disc games asked for 680 MB in collision detection; 512 ant games reserve
+# 9 GB), and past a few hundred games there is nothing left to gain per call.
+MAX_GAMES = 512
 TERM_NAMES = ("approach", "push", "upright", "sparse")
 
 
@@ -91,8 +105,11 @@ class SumoVector:
         seed: int | None = None,
         autoreset: bool = False,
     ) -> None:
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        if not 1 <= num_envs <= MAX_GAMES:
+            raise ValueError(
+                f"num_envs must be between 1 and {MAX_GAMES}, got {num_envs} (use several "
+                "SumoVector objects for more games)"
+            )
         bodies = tuple(bodies)  # type: ignore[assignment]
         if len(bodies) != 2:
             raise ValueError("bodies must name two body types")
@@ -109,23 +126,34 @@ class SumoVector:
         self.autoreset = autoreset
         self._specs = specs
 
-        m = self.model = mujoco.MjModel.from_xml_string(build_xml(bodies))
-        self.datas = [mujoco.MjData(m) for _ in range(num_envs)]
-        self.idx: tuple[AgentIndex, AgentIndex] = (
+        spacing = arena_spacing(self.ring_radius)
+        m = self.model = mujoco.MjModel.from_xml_string(
+            build_xml(bodies, num_games=num_envs, spacing=spacing)
+        )
+        d = self.data = mujoco.MjData(m)
+        self.origins = arena_origins(num_envs, spacing)  # (N, 2) ring centres
+        self.idx: tuple[AgentIndex, AgentIndex] = (  # game 0's; every game's row layout
             index_agent(m, agent_prefix(0)),
             index_agent(m, agent_prefix(1)),
         )
-        self.observer = BatchObserver(m, self.idx)
+        self._check_game_blocks()
+        self.observer = BatchObserver(m, self.idx, num_envs)
         self.obs_sizes = self.observer.obs_sizes
         self.obs_dim = self.observer.obs_dim
-        self.act_sizes = tuple(i.actuators.stop - i.actuators.start for i in self.idx)
+        self.act_sizes = tuple(i.num_actions for i in self.idx)
         self.act_dim = max(self.act_sizes)
-        # Actions (N, 2 * act_dim) -> ctrl (N, nu): which action entry drives each actuator.
-        take = np.zeros(m.nu, np.int64)
+        self._disc_seat_ids = [k for k, i in enumerate(self.idx) if not i.oriented]
+        self._bug_seat_ids = [k for k, b in enumerate(bodies) if b == "bug"]
+        nu = m.nu // num_envs
+        # Actuator inputs (N, 2 * width) -> ctrl (N, nu): which input drives each actuator.
+        # Inputs are the actions, except a bug's (thrust, turn) -> (force x, force y, turn).
+        self._input_width = max(self.act_dim, 3) if self._bug_seat_ids else self.act_dim
+        take = np.zeros(nu, np.int64)
         for k, idx in enumerate(self.idx):
-            take[idx.actuators] = k * self.act_dim + np.arange(self.act_sizes[k])
-        self._act_take = None if np.array_equal(take, np.arange(2 * self.act_dim)) else take
-        self._disc_seat_ids = [k for k, i in enumerate(self.idx) if not i.free]
+            count = idx.actuators.stop - idx.actuators.start
+            take[idx.actuators] = k * self._input_width + np.arange(count)
+        identity = np.array_equal(take, np.arange(2 * self._input_width))
+        self._act_take = None if identity else take
         self._can_fall = np.array([s.fall_height is not None for s in specs])
         self._any_can_fall, self._all_can_fall = bool(self._can_fall.any()), all(self._can_fall)
         self._never_fall = np.zeros((num_envs, 2), bool)
@@ -133,15 +161,18 @@ class SumoVector:
         self._fall_height = np.array(
             [-np.inf if s.fall_height is None else s.fall_height for s in specs]
         )
-        # Numpy views onto each MjData's buffers, made once: the buffers never move, and
-        # making a view costs ~0.2 us per attribute access, a large share of a disc step.
-        self._sensordata = [d.sensordata for d in self.datas]
-        self._qpos = [d.qpos for d in self.datas]
-        self._qvel = [d.qvel for d in self.datas]
-        self._cfrc = [d.cfrc_ext.reshape(-1) for d in self.datas]  # a view: MjData is C-order
-        self._ctrl_buf = np.zeros((num_envs, m.nu))
-        # Per game: MjData, its ctrl and the ctrl row to apply; views made once.
-        self._io = [(d, d.ctrl, self._ctrl_buf[i]) for i, d in enumerate(self.datas)]
+        # (N, per game) views of MjData's arrays: row i is game i's block (model.py).
+        n = num_envs
+        self.qpos = d.qpos.reshape(n, -1)
+        self.qvel = d.qvel.reshape(n, -1)
+        self._qpos0 = m.qpos0.reshape(n, -1)
+        self._warmstart = d.qacc_warmstart.reshape(n, -1)
+        self._sensordata = d.sensordata.reshape(n, -1)
+        self._cfrc = d.cfrc_ext[1:].reshape(n, -1)  # without the world body's row
+        self._ctrl = d.ctrl.reshape(n, -1)
+        self._ctrl_buf = np.zeros((n, nu))
+        # Torso xy sensors are world positions; rows minus this are relative to the ring.
+        self._xy_origin = np.tile(self.origins, 2)
 
         self._rngs = [
             np.random.default_rng(None if seed is None else seed + i) for i in range(num_envs)
@@ -168,6 +199,26 @@ class SumoVector:
         self._cos, self._sin = np.ones((n, 2)), np.zeros((n, 2))
         self._unstarted = set(range(n))  # games never reset: nothing to step yet
 
+    def _check_game_blocks(self) -> None:
+        """Every MjData array must hold the games as equal blocks in game order (model.py):
+        the (N, per game) views rely on it. Checked on game 1 against game 0."""
+        m, n = self.model, self.num_envs
+        sizes = (m.nq, m.nv, m.nu, m.nbody - 1, m.nsensordata)
+        if any(size % n for size in sizes):
+            raise AssertionError(f"model arrays {sizes} do not split into {n} games")
+        if n == 1:
+            return
+        nq, nv, nb = m.nq // n, m.nv // n, (m.nbody - 1) // n
+        for k, game0 in enumerate(self.idx):
+            game1 = index_agent(m, game_prefix(1) + agent_prefix(k))
+            if not (
+                game1.torso_body == game0.torso_body + nb
+                and np.array_equal(game1.root_qpos, game0.root_qpos + nq)
+                and np.array_equal(game1.hinge_qvel, game0.hinge_qvel + nv)
+                and game1.actuators.start == game0.actuators.start + m.nu // n
+            ):
+                raise AssertionError("game 1's block does not repeat game 0's layout")
+
     # -- episodes ---------------------------------------------------------------------------
 
     @property
@@ -191,41 +242,59 @@ class SumoVector:
             raise ValueError(f"need {self.num_envs} seeds, got {len(seeds)}")
         for i in range(self.num_envs):
             self._reset_game(i, None if seeds is None else seeds[i])
+        self._forward_positions()
         self._clear_outcome(slice(None))
-        return self._refresh(None)
+        return self._refresh(None, fresh=True)
 
     def reset_one(self, i: int, seed: int | None = None) -> np.ndarray:
         """Start a new episode in game i; returns its (2, obs_dim) observations."""
         self._reset_game(i, seed)
+        self._forward_positions()
         self._clear_outcome(slice(i, i + 1))
-        return self._refresh(np.array([i]))[0]
+        return self._refresh(np.array([i]), fresh=True)[0]
 
     def _clear_outcome(self, rows: slice) -> None:
         self.reason[rows], self.winner[rows], self.loser[rows] = ONGOING, -1, -1
 
     def _reset_game(self, i: int, seed: int | None) -> None:
+        """Start game i's next episode in MjData; call `_forward_positions` before reading."""
         if seed is not None:
             self._rngs[i] = np.random.default_rng(seed)
-        rng, m, d = self._rngs[i], self.model, self.datas[i]
-        qpos, qvel = self._qpos[i], self._qvel[i]
-        mujoco.mj_resetData(m, d)
-        radius = place_agents(rng, self.ring_radius, self.idx, self._specs, qpos, qvel)
-        mujoco.mj_forward(m, d)
+        qpos, qvel = self.qpos[i], self.qvel[i]
+        qpos[:] = self._qpos0[i]
+        qvel[:] = 0.0
+        self._warmstart[i] = 0.0  # as mj_resetData: the solver starts this game afresh
+        self._cfrc[i] = 0.0  # no contact yet (the next step's mj_rnePostConstraint refills it)
+        radius = place_agents(
+            self._rngs[i], self.ring_radius, self.idx, self._specs, qpos, qvel, self.origins[i]
+        )
         self._unstarted.discard(i)
         self.radius[i] = radius
         self.steps[i] = 0
         self.touched[i] = self.touching[i] = False
         self.terminated[i] = self.truncated[i] = False
 
+    def _forward_positions(self) -> None:
+        """Torso pose sensors from qpos as it is now, for every game (after resets).
+
+        Only kinematics and the position sensors: cheaper than mj_forward over all games,
+        and it changes nothing the next mj_step reads (that recomputes everything from qpos
+        and qvel). The contact sensor is not refreshed; freshly reset agents start apart, so
+        `_read` clears it for reset rows.
+        """
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_sensorPos(self.model, self.data)
+
     # -- stepping ---------------------------------------------------------------------------
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Advance every unfinished game by one control step (FRAME_SKIP physics steps).
 
-        `actions` (N, 2, act_dim) in [-1, 1] (clipped): per actuator for the ant; for the
-        disc a force in the agent's own frame (+x towards the opponent, +y to its left), the
-        frame of its last observation. Returns observations (N, 2, obs_dim) float32, rewards
-        (N, 2) float64, terminated (N,) and truncated (N,) bools.
+        `actions` (N, 2, act_dim) in [-1, 1] (clipped): per actuator for the ant and the bug
+        (thrust along its heading, turn); for the disc a force in the agent's own frame (+x
+        towards the opponent, +y to its left), the frame of its last observation. Returns
+        observations (N, 2, obs_dim) float32, rewards (N, 2) float64, terminated (N,) and
+        truncated (N,) bools.
         """
         a = np.asarray(actions)
         n = self.num_envs
@@ -242,18 +311,12 @@ class SumoVector:
         self._set_controls(a)
         done = self.terminated | self.truncated
         all_active = not np.count_nonzero(done)
-        m, mj_step, rne = self.model, mujoco.mj_step, mujoco.mj_rnePostConstraint
-        io = self._io if all_active else [self._io[i] for i in np.flatnonzero(~done)]
-        for d, ctrl, u in io:
-            ctrl[...] = u
-            mj_step(m, d, FRAME_SKIP)
-            # cfrc_ext (the contact part of the observation) is only filled on request:
-            # ~0.5 us (disc) to ~1.7 us (ant) per call, cheaper than rebuilding it from the
-            # contact list in Python.
-            rne(m, d)
-        # Read all games after the loop, one numpy call per MjData field: measured ~0.7 us
-        # per game cheaper (disc, N=256) than copying each game's fields right after its
-        # step, where every copy is a separate Python-level call.
+        self._ctrl[:] = self._ctrl_buf
+        if not all_active:
+            self._ctrl[done] = 0.0  # finished games coast
+        mujoco.mj_step(self.model, self.data, FRAME_SKIP)
+        # cfrc_ext (the contact part of the observation) is only filled on request.
+        mujoco.mj_rnePostConstraint(self.model, self.data)
         state = self._gather(None)
         cols = self.observer.columns(state)
         geo = self.observer.geometry(cols)
@@ -317,7 +380,8 @@ class SumoVector:
             radius, touching = radius.copy(), touching.copy()  # resets write them in place
             for i in restart:
                 self._reset_game(int(i), None)
-            cols_new, geo_new = self._read(restart)
+            self._forward_positions()
+            cols_new, geo_new = self._read(restart, fresh=True)
             cols = np.concatenate((cols, cols_new), axis=1)
             geo_all = Geometry(*(np.concatenate(p) for p in zip(geo, geo_new, strict=True)))
             radius = np.concatenate((radius, self.radius[restart]))
@@ -329,6 +393,8 @@ class SumoVector:
             obs[restart] = both[n:]
         else:
             obs = self.observer.build(cols, geo, radius, touching, time_left)
+            if not all_active:  # finished games repeat their final observation
+                obs[done] = self.final_obs[done]
             self.final_obs = obs
         self._radial, self._gap = radial, geo.gap
         self._cos, self._sin = geo.cos_yaw, geo.sin_yaw
@@ -341,6 +407,8 @@ class SumoVector:
         a = np.minimum(np.maximum(a, -1.0), 1.0)  # = np.clip, at a third of its call cost
         if self._disc_seat_ids:
             a = disc_forces_to_world(a, self._cos, self._sin, self._disc_seat_ids)
+        if self._bug_seat_ids:
+            a = bug_thrust_to_world(a, self._cos, self._sin, self._bug_seat_ids)
         a = a.reshape(self.num_envs, -1)
         self._ctrl_buf[:] = a if self._act_take is None else a[:, self._act_take]
 
@@ -348,18 +416,16 @@ class SumoVector:
 
     def _gather(self, rows: np.ndarray | None) -> np.ndarray:
         """State rows (BatchObserver) of the given games (all when None), read from MjData
-        now: one array assignment per MjData field for all games."""
+        now: one array copy per MjData field for all games."""
         ob = self.observer
-
-        def pick(views: list[np.ndarray]) -> list[np.ndarray]:
-            return views if rows is None else [views[i] for i in rows]
-
+        pick = slice(None) if rows is None else rows
         state = np.empty((self.num_envs if rows is None else len(rows), ob.width))
-        state[:, ob.sensor_cols] = pick(self._sensordata)
+        state[:, ob.sensor_cols] = self._sensordata[pick]
+        state[:, ob.xy_cols] -= self._xy_origin[pick]
         if ob.qpos_cols is not None:
-            state[:, ob.qpos_cols] = pick(self._qpos)
-        state[:, ob.qvel_cols] = pick(self._qvel)
-        state[:, ob.cfrc_cols] = pick(self._cfrc)
+            state[:, ob.qpos_cols] = self.qpos[pick]
+        state[:, ob.qvel_cols] = self.qvel[pick]
+        state[:, ob.cfrc_cols] = self._cfrc[pick]
         state[:, -1] = 0.0
         return state
 
@@ -368,9 +434,13 @@ class SumoVector:
         time_left = 1.0 - self.steps[pick] / self.max_steps
         return self.observer.build(cols, geo, self.radius[pick], self.touching[pick], time_left)
 
-    def _read(self, rows: np.ndarray | None) -> tuple[np.ndarray, Geometry]:
-        """State columns (BatchObserver) and geometry of the given games, from MjData now."""
-        cols = self.observer.columns(self._gather(rows))
+    def _read(self, rows: np.ndarray | None, fresh: bool = False) -> tuple[np.ndarray, Geometry]:
+        """State columns (BatchObserver) and geometry of the given games, from MjData now;
+        `fresh`: the games were just reset (`_forward_positions`), so they do not touch."""
+        state = self._gather(rows)
+        if fresh:
+            state[:, self.observer.touch_col] = 0.0
+        cols = self.observer.columns(state)
         return cols, self.observer.geometry(cols)
 
     def _remember(self, rows: np.ndarray | None, geo: Geometry) -> None:
@@ -379,9 +449,9 @@ class SumoVector:
         self._radial[pick], self._gap[pick] = geo.radial, geo.gap
         self._cos[pick], self._sin[pick] = geo.cos_yaw, geo.sin_yaw
 
-    def _refresh(self, rows: np.ndarray | None) -> np.ndarray:
+    def _refresh(self, rows: np.ndarray | None, fresh: bool = False) -> np.ndarray:
         """Re-read the given games from MjData and remember them; their observations."""
-        cols, geo = self._read(rows)
+        cols, geo = self._read(rows, fresh)
         self._remember(rows, geo)
         return self._observe(cols, geo, rows)
 
@@ -392,13 +462,15 @@ class SumoVector:
         return self._observe(cols, geo, rows)
 
     def sync(self, i: int) -> None:
-        """Call after writing game i's MjData and running mj_forward: re-derives the
+        """Call after writing game i's state and running mj_forward: re-derives the
         geometry the next step's shaping and disc forces start from."""
         self._refresh(np.array([i]))
 
     def set_torso_xy(self, i: int, seat: int, xy: tuple[float, float]) -> None:
         """Teleport an agent's torso in game i (tests, scripted scenarios)."""
         idx = self.idx[seat]
-        self.datas[i].qpos[idx.root_qpos[:2]] = xy
-        mujoco.mj_forward(self.model, self.datas[i])
+        # A free joint's position is in world coordinates, a slide's relative to the arena.
+        origin = self.origins[i] if idx.free else (0.0, 0.0)
+        self.qpos[i, idx.root_qpos[:2]] = np.add(xy, origin)
+        mujoco.mj_forward(self.model, self.data)
         self.sync(i)
