@@ -15,7 +15,7 @@ from pettingzoo.test import max_cycles_test, parallel_api_test, parallel_seed_te
 from envs.sumo import SumoEnv, env, parallel_env
 from envs.sumo.rules import Outcome, judge
 
-BODIES = [("disc", "disc"), ("ant", "ant"), ("ant", "disc")]
+BODIES = [("disc", "disc"), ("bug", "bug"), ("ant", "ant"), ("ant", "disc"), ("bug", "ant")]
 
 
 def _zeros(e: SumoEnv) -> dict[str, np.ndarray]:
@@ -26,7 +26,7 @@ def _random(e: SumoEnv) -> dict[str, np.ndarray]:
     return {a: e.action_space(a).sample() for a in e.agents}
 
 
-@pytest.mark.parametrize("bodies", [("disc", "disc"), ("ant", "ant")])
+@pytest.mark.parametrize("bodies", [("disc", "disc"), ("bug", "bug"), ("ant", "ant")])
 def test_parallel_api(bodies: tuple[str, str]) -> None:
     parallel_api_test(parallel_env(bodies=bodies, max_steps=60), num_cycles=200)
 
@@ -61,7 +61,7 @@ def test_bodies_build_step_and_shapes(bodies: tuple[str, str]) -> None:
             assert o.dtype == np.float32 and e.observation_space(agent).contains(o)
             assert np.all(np.isfinite(o))
         obs, *_ = e.step(_random(e))
-    sizes = {"disc": (34, 2), "ant": (98, 8)}
+    sizes = {"disc": (34, 2), "bug": (34, 2), "ant": (98, 8)}
     for agent, kind in zip(("agent_0", "agent_1"), bodies, strict=True):
         assert e.observation_space(agent).shape == (sizes[kind][0],)
         assert e.action_space(agent).shape == (sizes[kind][1],)
@@ -193,7 +193,7 @@ def test_charge_bot_pushes_at_the_opponent() -> None:
     assert not np.any(charge_action(np.zeros(34, np.float32)))
 
 
-@pytest.mark.parametrize("bodies", [("disc", "disc"), ("ant", "ant")])
+@pytest.mark.parametrize("bodies", [("disc", "disc"), ("bug", "bug"), ("ant", "ant")])
 def test_both_seats_see_mirrored_states_alike(bodies: tuple[str, str]) -> None:
     """Observations are in each agent's own frame, so a point-mirrored state looks the same
     from either seat: one policy can play both sides."""
@@ -209,6 +209,10 @@ def test_both_seats_see_mirrored_states_alike(bodies: tuple[str, str]) -> None:
     flip = np.ones(len(i0.lin_vel))
     flip[:2] = -1.0
     d.qvel[i1.lin_vel] = flip * d.qvel[i0.lin_vel]
+    if i0.oriented and not i0.free:  # bug: yaw hinge
+        d.qpos[i0.root_qpos[2]] = 0.4
+        d.qpos[i1.root_qpos[2]] = 0.4 + np.pi
+        d.qvel[i1.ang_vel[2]] = d.qvel[i0.ang_vel[2]] = 0.7
     if i0.free:
         q0 = np.array([np.cos(0.2), 0.0, 0.0, np.sin(0.2)])  # yaw 0.4
         d.qpos[i0.root_qpos[3:7]] = q0
@@ -230,6 +234,38 @@ def test_disc_forward_action_pushes_towards_the_opponent() -> None:
         e.step({"agent_0": np.array([1.0, 0.0], np.float32), "agent_1": np.zeros(2, np.float32)})
     moved = e.data.xpos[e._idx[0].torso_body, :2] - before
     np.testing.assert_allclose(moved / np.linalg.norm(moved), [0.6, 0.8], atol=1e-3)
+
+
+def test_bug_thrusts_along_its_heading_and_turns() -> None:
+    e = SumoEnv(bodies=("bug", "bug"), shaping_steps=0)
+    e.reset(seed=0)
+    i0 = e._idx[0]
+    e.data.qpos[i0.root_qpos[2]] = 0.5  # heading 0.5 rad, whatever the opponent's bearing
+    mujoco.mj_forward(e.model, e.data)
+    e._vec.sync(0)
+    before = e.data.qpos[i0.root_qpos[:2]].copy()
+    still = np.zeros(2, np.float32)
+    for _ in range(5):
+        e.step({"agent_0": np.array([1.0, 0.0], np.float32), "agent_1": still})
+    moved = e.data.qpos[i0.root_qpos[:2]] - before
+    np.testing.assert_allclose(moved / np.linalg.norm(moved), [np.cos(0.5), np.sin(0.5)], atol=1e-2)
+    yaw = e.data.qpos[i0.root_qpos[2]]
+    for _ in range(20):  # 0.3 s; top turn rate 2.5 rad/s after ~0.1 s
+        e.step({"agent_0": np.array([0.0, 1.0], np.float32), "agent_1": still})
+    assert e.data.qpos[i0.root_qpos[2]] > yaw + 0.4  # +turn is counter-clockwise
+
+
+def test_charge_bot_steers_a_bug_towards_the_opponent() -> None:
+    from envs.sumo.scripted import charge_action
+
+    obs = np.zeros(34, np.float32)
+    obs[13:15] = [1.0, 1.0]  # ahead and to the left: full thrust, turn left
+    np.testing.assert_allclose(charge_action(obs, "bug"), [1.0, 1.0])
+    obs[13:15] = [2.0, -0.1]  # almost straight ahead: a small right turn
+    thrust, turn = charge_action(obs, "bug")
+    assert thrust == 1.0 and -0.2 < turn < 0.0
+    with pytest.raises(ValueError, match="bodies"):
+        charge_action(obs, "ant")
 
 
 def test_push_shaping_pays_for_gaining_on_the_opponent_not_for_drifting_out() -> None:

@@ -67,7 +67,7 @@ class BodySpec:
 BODY_SPECS: dict[str, BodySpec] = {
     "disc": BodySpec("disc", 0.32, None, (1.5, 2.5), 300),
     "ant": BodySpec("ant", 0.75, 0.3, (2.5, 4.5), 500),
-    "bug": BodySpec("bug", 0.32, None, (1.5, 2.5), 300),
+    "bug": BodySpec("bug", 0.32, None, (1.5, 2.5), 500),
 }
 
 DISC_RADIUS = 0.3
