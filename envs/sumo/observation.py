@@ -36,7 +36,6 @@ ones. `BatchObserver` computes all of it for many games at once.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -121,9 +120,10 @@ class Geometry(NamedTuple):
     height: np.ndarray  # (n, 2) torso z
     up_z: np.ndarray  # (n, 2) z component of the torso's up axis
     touching: np.ndarray  # (n,) bool: the agents' subtrees are in contact
-    yaw: np.ndarray  # (n, 2) heading of each agent's own frame (module docstring)
-    cos_yaw: np.ndarray  # (n, 2) its cosine and sine (the observation and the disc forces
-    sin_yaw: np.ndarray  # turn vectors with them)
+    # (n, 2) cosine and sine of the heading of each agent's own frame (module docstring);
+    # the observation and the disc forces and bug thrust turn vectors with them
+    cos_yaw: np.ndarray
+    sin_yaw: np.ndarray
 
 
 class BatchObserver:
@@ -262,15 +262,19 @@ class BatchObserver:
             oriented = self._oriented[:, None]
             ys = np.where(oriented, 2.0 * (qw * qz + qx * qy), ys)
             xs = np.where(oriented, 1.0 - 2.0 * (qy * qy + qz * qz), xs)
-        # math.atan2 (libm), not np.arctan2: numpy's SIMD arctan2 differs from libm in the
-        # last bit for ~8% of inputs (measured on AVX-512), and the heading also turns the
-        # disc forces, so such bits would reach the physics and make results depend on the
-        # CPU's SIMD level. The 2n scalar calls cost ~0.1 us per game.
-        n = cols.shape[1]
-        yaw = np.fromiter(map(math.atan2, ys.ravel().tolist(), xs.ravel().tolist()), float, 2 * n)
-        yaw = yaw.reshape(2, n).T
+        # cos and sin of the heading by normalising (xs, ys), not through an angle: only
+        # +, -, *, / and sqrt, which IEEE rounds the same on every CPU (numpy's SIMD
+        # arctan2/sin/cos differ from libm in the last bit for some inputs, and these
+        # values turn the disc forces, so such bits would reach the physics), and no
+        # Python-level call per game. A zero vector (coincident discs) faces +x.
+        r = np.hypot(xs, ys)
+        flat = r == 0.0
+        r[flat] = 1.0
+        cos_yaw = xs / r
+        cos_yaw[flat] = 1.0
+        sin_yaw = ys / r
         up, touching = cols[self._up].T, cols[self.touch_col] > 0.0
-        return Geometry(radial.T, gap, z.T, up, touching, yaw, np.cos(yaw), np.sin(yaw))
+        return Geometry(radial.T, gap, z.T, up, touching, cos_yaw.T, sin_yaw.T)
 
     def build(
         self,
@@ -288,7 +292,6 @@ class BatchObserver:
         zero-padded at the end.
         """
         n = cols.shape[1]
-        yaw = geo.yaw.T  # (seat, game)
         vecs = cols[self._a]  # (xyz, seat, row, game)
         vecs[:, :, 2:4] -= cols[self._b]  # the two "opponent minus own" rows
         # Into the own frame: (x, y) -> (c x + s y, -s x + c y).
@@ -302,8 +305,11 @@ class BatchObserver:
 
         # Frame quaternions: own and opponent orientation turned by -yaw of the seat's frame.
         # A disc's world orientation is its heading about z.
-        half = 0.5 * yaw
-        hc, hs = np.cos(half), np.sin(half)
+        # Half-angle cosine and sine from the heading's: cos(a/2) = sqrt((1 + cos a) / 2),
+        # sin(a/2) = sqrt((1 - cos a) / 2) with the sign of sin a (a in (-pi, pi]).
+        c2 = geo.cos_yaw.T  # (seat, game)
+        hc = np.sqrt(np.maximum(0.5 + 0.5 * c2, 0.0))
+        hs = np.copysign(np.sqrt(np.maximum(0.5 - 0.5 * c2, 0.0)), geo.sin_yaw.T)
         world = cols[self._quat.T]  # (wxyz, agent, game)
         if not self._all_oriented:
             disc = np.zeros((4, 2, n))
