@@ -144,6 +144,26 @@ def _add_round(
         per_round.setdefault(key, []).append(value)
 
 
+def _env_then_replays(
+    env_step: Callable[[], None],
+    replays: dict[str, _Replay],
+    model: mujoco.MjModel,
+    data: mujoco.MjData,
+    recorded: list[np.ndarray],
+    block: int,
+) -> dict[str, tuple[float, float]]:
+    """One block: `block` env steps (recording their controls), then every baseline from
+    the env's starting state replaying those controls; (cpu, wall) seconds each."""
+    for replay in replays.values():
+        replay.start(model, data)
+    recorded.clear()
+    times = {"env": _timed(env_step, block)}
+    for name, replay in replays.items():
+        replay.recorded = recorded
+        times[name] = _timed(replay, block)
+    return times
+
+
 def measure_vector(bodies: tuple[str, str], n: int, rounds: int) -> dict[str, float]:
     vec = SumoVector(n, bodies=bodies, seed=0, autoreset=True)
     vec.reset(seeds=list(range(n)))
@@ -163,15 +183,7 @@ def measure_vector(bodies: tuple[str, str], n: int, rounds: int) -> dict[str, fl
         env_step()
 
     def one_block() -> dict[str, tuple[float, float]]:
-        # The baselines start where the env starts and replay the controls it applies.
-        for replay in replays.values():
-            replay.start(m, vec.data)
-        recorded.clear()
-        times = {"env": _timed(env_step, block)}
-        for name, replay in replays.items():
-            replay.recorded = recorded
-            times[name] = _timed(replay, block)
-        return times
+        return _env_then_replays(env_step, replays, m, vec.data, recorded, block)
 
     return _rounds(rounds, one_block, BLOCKS * block * n)
 
@@ -198,14 +210,7 @@ def measure_pettingzoo(bodies: tuple[str, str], rounds: int) -> dict[str, float]
         env_step()
 
     def one_block() -> dict[str, tuple[float, float]]:
-        for replay in replays.values():
-            replay.start(env.model, env.data)
-        recorded.clear()
-        times = {"env": _timed(env_step, block)}
-        for name, replay in replays.items():
-            replay.recorded = recorded
-            times[name] = _timed(replay, block)
-        return times
+        return _env_then_replays(env_step, replays, env.model, env.data, recorded, block)
 
     return _rounds(rounds, one_block, BLOCKS * block)
 
