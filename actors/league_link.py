@@ -6,6 +6,12 @@ like connect_four. Here a background thread samples matches ahead of need and
 sends results from a queue; the loop only touches in-memory deques. Results are
 still idempotent by match id, so a report retried after a league restart counts
 once.
+
+An unreachable league (restarting, or down longer than the client's own retry
+window) loses nothing: the result being sent stays at the head of the queue and is
+retried with backoff, and a failed prefetch is simply tried again later. Only a
+non-transient error (a rejected request: a bug) stops the link. `counts` says what
+became of every result; the actor's stats carry it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ from league.client import LeagueClient, LeagueError, Match
 
 log = logging.getLogger(__name__)
 
+# Status codes that say "not now" rather than "never": the league is down, restarting
+# or slow. Retrying is safe because reports are idempotent by match id.
+TRANSIENT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+_FIRST_BACKOFF_S = 0.1
+_MAX_BACKOFF_S = 2.0
+
 
 @dataclass(frozen=True)
 class Report:
@@ -34,10 +46,26 @@ class Report:
     steps: int
 
 
+@dataclass
+class ReportCounts:
+    """What became of the results handed to a link (final once `close` returned)."""
+
+    queued: int = 0  # results handed to report()
+    acked: int = 0  # acknowledged by the league: applied + duplicates
+    applied: int = 0  # recorded by this report
+    # Already recorded: a resend whose first attempt got through before the
+    # connection dropped (or a reused match id).
+    duplicates: int = 0
+    deferred: int = 0  # sends put off because the league was unreachable
+    unsent: int = 0  # still queued when close() gave up waiting for the league
+
+
 class LeagueLink:
-    """`players`: the learning lineages of the job. One: training opponents come from its
-    own lineage (self-play). Two (teams): each one's opponents come from the other's
-    lineage, and eval matches put a frozen player of the first against one of the second."""
+    """`players`: the learning lineages of the job. Single-team games (`teams` False): every
+    lineage (the main agent, exploiters) gets its training opponents as the league's
+    matchmaker picks them for its role. Team games (two lineages): each one's opponents
+    come from the other's lineage, and eval matches put a frozen player of the first
+    against one of the second."""
 
     def __init__(
         self,
@@ -45,19 +73,20 @@ class LeagueLink:
         players: str | Sequence[str],
         prefetch: int,
         eval_retry_s: float = 5.0,
+        teams: bool = False,
     ):
         self.players = (players,) if isinstance(players, str) else tuple(players)
-        if len(self.players) not in (1, 2):
-            raise ValueError(f"a league link serves one or two lineages, got {self.players}")
+        if not self.players or (teams and len(self.players) != 2):
+            raise ValueError(f"a league link serves two teams or 1+ lineages, got {self.players}")
         self.client, self.prefetch = client, max(1, prefetch)
         self.player = self.players[0]
-        # player -> opponent lineage ("" = its own)
+        # player -> opponent lineage ("" = as the league decides for its role)
         self._opponents = (
-            {self.player: ""}
-            if len(self.players) == 1
-            else {self.players[0]: self.players[1], self.players[1]: self.players[0]}
+            {self.players[0]: self.players[1], self.players[1]: self.players[0]}
+            if teams
+            else dict.fromkeys(self.players, "")
         )
-        self._eval_lineages = ("", "") if len(self.players) == 1 else self.players
+        self._eval_lineages = self.players if teams else ("", "")
         self._training: dict[str, deque[Match]] = {p: deque() for p in self.players}
         self._eval: deque[Match] = deque()
         self._reports: queue.Queue[Report | None] = queue.Queue()
@@ -70,7 +99,12 @@ class LeagueLink:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._error: BaseException | None = None
-        self.reported = 0
+        self.counts = ReportCounts()
+        self._sending: Report | None = None  # taken off the queue, not yet acknowledged
+        self._retry_at = 0.0  # monotonic time before which the league is left alone
+        self._backoff_s = _FIRST_BACKOFF_S
+        self._down_since: float | None = None
+        self._abandon = threading.Event()  # close() gave up: stop retrying
         self._thread = threading.Thread(target=self._loop, name="league-link", daemon=True)
         self._thread.start()
 
@@ -98,17 +132,51 @@ class LeagueLink:
         self._wake.set()
         return match
 
+    @property
+    def reported(self) -> int:
+        """Results the league acknowledged so far."""
+        return self.counts.acked
+
     def report(self, report: Report) -> None:
         self._raise_if_failed()
+        self.counts.queued += 1
         self._reports.put(report)
         self._wake.set()
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Sends every queued result, then stops the thread."""
+        """Sends every queued result (retrying while the league is unreachable), then
+        stops the thread; after `timeout_s` the results still queued are given up and
+        counted as `counts.unsent`."""
         self._reports.put(None)
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout_s)
+        gave_up = self._thread.is_alive()
+        if gave_up:
+            self._abandon.set()
+            self._wake.set()
+        self.counts.unsent = self.counts.queued - self.counts.acked
+        if self.counts.unsent:
+            # Not raised when the league is merely unreachable: the caller is shutting
+            # down and must still stop cleanly (the learner's final checkpoint comes
+            # after the actors); counted and logged, so the loss shows in the stats.
+            log.error(
+                "%d results were not sent to the league (%s)",
+                self.counts.unsent,
+                "unreachable at shutdown" if gave_up else "the link had failed",
+            )
+        log.info(
+            "league link closed: %d results queued, %d acknowledged (%d applied, "
+            "%d duplicates), %d unsent; %d sends deferred while the league was "
+            "unreachable, %d client retries",
+            self.counts.queued,
+            self.counts.acked,
+            self.counts.applied,
+            self.counts.duplicates,
+            self.counts.unsent,
+            self.counts.deferred,
+            self.client.retries,
+        )
         self._raise_if_failed()
 
     # -- the background thread ----------------------------------------------------
@@ -116,25 +184,63 @@ class LeagueLink:
         if self._error is not None:
             raise RuntimeError(f"league link failed: {self._error}") from self._error
 
-    def _send_reports(self) -> bool:
-        """Sends queued reports; False once the closing sentinel was seen."""
-        while True:
-            try:
-                item = self._reports.get_nowait()
-            except queue.Empty:
-                return True
-            if item is None:
-                return False
-            self.client.report_result(
-                item.match_id,
-                item.player_a,
-                item.player_b,
-                item.outcome,
-                a_version=item.a_version,
-                kind=item.kind,
-                steps=item.steps,
+    def _league_down(self, err: LeagueError, doing: str) -> None:
+        """Re-raises a real error; for a transient one, backs off before the next try."""
+        if err.code not in TRANSIENT_CODES:
+            raise err
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+            # The error names the address and the status, never the token.
+            log.warning("league unreachable while %s, retrying with backoff: %s", doing, err)
+        self._retry_at = now + self._backoff_s
+        self._backoff_s = min(self._backoff_s * 2.0, _MAX_BACKOFF_S)
+
+    def _league_up(self) -> None:
+        if self._down_since is not None:
+            log.info(
+                "league reachable again after %.1fs; %d results waiting",
+                time.monotonic() - self._down_since,
+                self._reports.qsize() + (self._sending is not None),
             )
-            self.reported += 1
+        self._down_since = None
+        self._backoff_s = _FIRST_BACKOFF_S
+
+    def _send_reports(self) -> bool:
+        """Sends queued reports in order; False once the closing sentinel was seen.
+
+        A report is dropped from `_sending` only once acknowledged, so one that failed
+        with the league down is the first one sent when it is back.
+        """
+        while not self._abandon.is_set():
+            if self._sending is None:
+                try:
+                    self._sending = self._reports.get_nowait()
+                except queue.Empty:
+                    return True
+                if self._sending is None:
+                    return False
+            item = self._sending
+            try:
+                applied = self.client.report_result(
+                    item.match_id,
+                    item.player_a,
+                    item.player_b,
+                    item.outcome,
+                    a_version=item.a_version,
+                    kind=item.kind,
+                    steps=item.steps,
+                )
+            except LeagueError as err:
+                self._league_down(err, "reporting results")
+                self.counts.deferred += 1
+                return True
+            self._sending = None
+            self.counts.acked += 1
+            self.counts.applied += applied
+            self.counts.duplicates += not applied
+            self._league_up()
+        return False
 
     def _refill(self) -> None:
         for player, queue_ in self._training.items():
@@ -152,13 +258,22 @@ class LeagueLink:
 
     def _loop(self) -> None:
         try:
-            while True:
+            while not self._abandon.is_set():
                 self._wake.wait(0.2)
                 self._wake.clear()
+                if time.monotonic() < self._retry_at:
+                    continue  # backing off while the league is unreachable
                 if not self._send_reports():
                     return
-                if self._active and not self._stop.is_set():
-                    self._refill()
+                if self._active and not self._stop.is_set() and self._sending is None:
+                    try:
+                        self._refill()
+                    except LeagueError as err:
+                        # Prefetching is an optimisation: the rollout loop asks
+                        # directly when the deque runs dry.
+                        self._league_down(err, "prefetching matches")
+                    else:
+                        self._league_up()
         except BaseException as exc:  # surfaced to the rollout loop on its next call
             log.error("league link stopped: %s", exc)
             self._error = exc

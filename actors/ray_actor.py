@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import resource
 import threading
 from dataclasses import asdict
 from typing import Any
@@ -41,23 +43,25 @@ class RolloutActor:
         teams = Game(
             config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()
         ).teams
+        learners = config.learners()
         store = WeightStore(client, config.job, config.transport.keep_weight_versions)
-        pools = {
-            lineage: PolicyPool(
+        pools = {}
+        for lineage, learning in learners.items():
+            spec = teams[learning.team]
+            pools[lineage] = PolicyPool(
                 store, lineage, config.model, spec.obs_dim, spec.num_actions, spec.continuous
             )
-            for lineage, spec in teams.items()
-        }
         streams = {
             lineage: TrajectoryStream(
                 client, config.stream_name(lineage), config.transport.max_stream_length
             )
-            for lineage in teams
+            for lineage in learners
         }
         self.link = LeagueLink(
             LeagueClient(league_address, league_token),
-            list(teams),
+            list(learners),
             prefetch=config.actors.envs_per_actor,
+            teams=bool(config.env.teams),
         )
         self.worker = RolloutWorker(config, self.actor_id, pools, streams, self.link, seed=seed)
         self._stop = threading.Event()
@@ -69,14 +73,27 @@ class RolloutActor:
             stats = self.worker.run(self._stop.is_set)
         finally:
             self.link.close()  # every finished game's result reaches the league
-        return {"actor_id": self.actor_id, **asdict(stats)}
+        return {**self._identity(), **asdict(stats)}
 
     def stop(self) -> None:
         self._stop.set()
 
-    def stats(self) -> dict[str, Any]:
+    def _identity(self) -> dict[str, Any]:
+        """Who and where: Ray restarts a dead actor in a fresh process (new actor id);
+        `restarted` says this incarnation is such a restart."""
+        context = ray.get_runtime_context()
         return {
             "actor_id": self.actor_id,
+            "node_id": context.get_node_id(),
+            "pid": os.getpid(),
+            "restarted": context.was_current_actor_reconstructed,
+            # Peak resident memory of this actor process (Linux reports KiB).
+            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            **self._identity(),
             "version": min(p.learner_version for p in self.worker.pools.values()),
             **asdict(self.worker.stats),
         }

@@ -12,11 +12,17 @@ when the learner is asked to act again for that agent (its reward is everything
 the agent received in between) or when the game ends. In games against its latest
 self, the learner plays every seat, and every seat's decisions are trained on.
 
-Team games (config env.teams, e.g. predators against prey) have one learner lineage
-per team, each with its own policy pool and trajectory stream. A training episode
-belongs to one team in turn: that team's learner plays it, the opponent team is
-played by whatever the league drew from the other lineage (its latest learner,
-whose decisions are then trained on too, one of its snapshots, or random).
+Several learners share the actor, each with its own policy pool and trajectory stream:
+- team games (config env.teams, e.g. predators against prey): one learner lineage per
+  team. A training episode belongs to one team in turn: that team's learner plays it,
+  the opponent team is played by whatever the league drew from the other lineage (its
+  latest learner, whose decisions are then trained on too, one of its snapshots, or
+  random);
+- exploiters (league.main_exploiters / league_exploiters): every lineage plays the one
+  team. The training episodes of a game go to the lineages in turn; the league picks
+  each one's opponent by its role (a main exploiter's is the main agent's latest
+  learner, trained on too, like a team game's opponent).
+Each trained (lineage, agent) pair of a game has its own chunk track.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import numpy as np
 import torch
 
 from actors.chunking import ChunkBuilder
-from actors.league_link import LeagueLink, Report
+from actors.league_link import LeagueLink, Report, ReportCounts
 from actors.policies import BUILTIN_RANDOM, PolicyPool
 from actors.scripted import SCRIPTED, scripted_action
 from cluster.codec import encode_chunk
@@ -70,10 +76,12 @@ class _Track:
 
 @dataclass
 class _Slot:
+    index: int  # position in the actor's vector
     game: Game
-    tracks: dict[str, _Track]
+    tracks: dict[Seat, _Track]  # (lineage, agent) -> the learner's decisions for it
     seats: dict[str, Seat] = field(default_factory=dict)  # agent -> who plays it
     trained: frozenset[str] = frozenset()  # agents whose decisions are training data
+    owner: str = ""  # the lineage this training episode belongs to
     match_id: str = ""
     kind: str = "training"
     # (agents, player id) reported as sides a and b of the match
@@ -91,11 +99,14 @@ class RolloutStats:
     games: int = 0
     eval_games: int = 0
     weight_updates: int = 0
+    # The league link's own object, so these are final once the link is closed (the
+    # actor reads its stats after closing it): every finished game is one result.
+    results: ReportCounts = field(default_factory=ReportCounts)
 
 
 class RolloutWorker:
-    """`pools`/`streams`: one per learning lineage (a single one for self-play games;
-    per team, keyed by team name, for team games)."""
+    """`pools`/`streams`: one per learning lineage (config.learners(): the main agent and
+    any exploiters; per team, keyed by team name, for team games)."""
 
     def __init__(
         self,
@@ -107,38 +118,46 @@ class RolloutWorker:
         seed: int = 0,
     ):
         self.config, self.actor_id, self.league = config, actor_id, league
-        self.lineages = list(config.team_prefixes())
+        learners = config.learners()
+        self.lineages = list(learners)
         self.pools = _by_lineage(pools, self.lineages)
         self.streams = _by_lineage(streams, self.lineages)
         self.rng = np.random.default_rng(seed)
         self.torch_gen = torch.Generator().manual_seed(seed)
-        self.stats = RolloutStats()
+        self.stats = RolloutStats(results=league.counts)
         self._outbox: dict[str, list[bytes]] = {lineage: [] for lineage in self.lineages}
         env_cfg, actors = config.env, config.actors
         self.slots: list[_Slot] = []
         for i in range(actors.envs_per_actor):
             game = Game(env_cfg.name, env_cfg.api, env_cfg.kwargs, config.team_prefixes())
+            # Each lineage's agents: its team's (team games) or all (exploiters).
+            seats = [
+                (lineage, agent)
+                for lineage, learning in learners.items()
+                for agent in game.teams[learning.team].agents
+            ]
             # env_index numbers tracks, so (actor_id, env_index, sequence) is unique;
             # actor ids carry a fresh suffix per incarnation.
             tracks = {}
-            for j, agent in enumerate(game.agents):
-                lineage = game.team_of[agent]
-                spec = game.teams[lineage]
-                tracks[agent] = _Track(
+            for j, (lineage, agent) in enumerate(seats):
+                spec = game.teams[learners[lineage].team]
+                tracks[(lineage, agent)] = _Track(
                     ChunkBuilder(
                         config.stream_name(lineage),
                         actor_id,
-                        i * len(game.agents) + j,
+                        i * len(seats) + j,
                         spec.obs_dim,
                         spec.num_actions,
                         actors.chunk_length,
                         continuous=spec.continuous,
                     )
                 )
-            self.slots.append(_Slot(game=game, tracks=tracks))
+            self.slots.append(_Slot(index=i, game=game, tracks=tracks))
         first = self.slots[0].game
-        self.agents, self.team_of, self.specs = first.agents, first.team_of, first.teams
+        self.agents, self.team_of = first.agents, first.team_of
+        self.specs = {lineage: first.teams[learning.team] for lineage, learning in learners.items()}
         self.learner_agents = env_cfg.learner_agents or self.agents
+        self._teams = bool(env_cfg.teams)
         self._next_poll = 0.0
 
     @property
@@ -155,27 +174,41 @@ class RolloutWorker:
         if self.rng.random() < self.config.league.eval_fraction:
             match = self.league.eval_match()  # None until two frozen players exist
         if match is not None:
+            slot.owner = ""
             self._seat_eval(slot, match)
-        elif len(self.lineages) == 1:
-            match = self.league.training_match()
-            self._seat_self_play(slot, match)
         else:
-            # Teams take turns owning the training episodes of a slot.
-            lineage = self.lineages[slot.episodes % 2]
-            match = self.league.training_match(lineage)
-            self._seat_teams(slot, lineage, match)
+            # Lineages (teams, or the main agent and its exploiters) take turns owning
+            # the training episodes of a slot; slots start at different turns.
+            slot.owner = self.lineages[(slot.index + slot.episodes) % len(self.lineages)]
+            match = self.league.training_match(slot.owner)
+            if self._teams:
+                self._seat_teams(slot, slot.owner, match)
+            else:
+                self._seat_one_team(slot, slot.owner, match)
         slot.trained = frozenset(a for a, seat in slot.seats.items() if seat[1] == LEARNER)
         slot.match_id, slot.kind = match.match_id, match.kind
         slot.game.reset(seed=int(self.rng.integers(2**31)))
 
+    def _lineage_of(self, player: str) -> str:
+        """The lineage whose policy pool holds `player`: a learner lineage's id is its own,
+        a snapshot "{lineage}@v{n}" belongs to its lineage, builtins to any (the first)."""
+        lineage = player.rsplit("@v", 1)[0] if "@v" in player else player
+        if lineage in self.pools:
+            return lineage
+        if "@v" in player:
+            raise KeyError(f"snapshot {player!r} belongs to no learner of this job")
+        return self.lineages[0]
+
     def _seat_eval(self, slot: _Slot, match: Match) -> None:
-        if len(self.lineages) == 1:
+        if not self._teams:
             # Random sides, so neither frozen player always has the same seat.
             a, b = self.agents[0], self.agents[1]
             if self.rng.random() < 0.5:
                 a, b = b, a
-            lineage = self.lineages[0]
-            slot.seats = {a: (lineage, match.player_a), b: (lineage, match.player_b)}
+            slot.seats = {
+                a: (self._lineage_of(match.player_a), match.player_a),
+                b: (self._lineage_of(match.player_b), match.player_b),
+            }
             slot.side_a, slot.side_b = ((a,), match.player_a), ((b,), match.player_b)
             return
         team_a, team_b = self.lineages
@@ -186,12 +219,16 @@ class RolloutWorker:
         slot.side_a = (self.specs[team_a].agents, match.player_a)
         slot.side_b = (self.specs[team_b].agents, match.player_b)
 
-    def _seat_self_play(self, slot: _Slot, match: Match) -> None:
-        lineage = self.lineages[0]
+    def _seat_one_team(self, slot: _Slot, lineage: str, match: Match) -> None:
         # Alternate seats per slot so the learner plays every seat equally often.
         me = self.learner_agents[slot.episodes % len(self.learner_agents)]
-        opponent = LEARNER if match.self_play else match.player_b
-        slot.seats = {a: (lineage, LEARNER if a == me else opponent) for a in self.agents}
+        opponent = match.player_b
+        # Another lineage's id (a main exploiter's opponent) is its latest learner.
+        if opponent in self.pools:
+            them = (opponent, LEARNER)
+        else:
+            them = (self._lineage_of(opponent), opponent)
+        slot.seats = {a: (lineage, LEARNER) if a == me else them for a in self.agents}
         other = next(a for a in self.agents if a != me)
         slot.side_a, slot.side_b = ((me,), lineage), ((other,), match.player_b)
 
@@ -208,16 +245,18 @@ class RolloutWorker:
 
     def _finish_episode(self, slot: _Slot) -> None:
         for agent in slot.trained:
-            if slot.tracks[agent].pending is not None:
-                self._close_transition(agent, slot.tracks[agent], done=True, next_obs=None)
+            lineage = slot.seats[agent][0]
+            track = slot.tracks[(lineage, agent)]
+            if track.pending is not None:
+                self._close_transition(lineage, track, done=True, next_obs=None)
         (agents_a, player_a), (agents_b, player_b) = slot.side_a, slot.side_b
         scoring = self.config.env.scoring_team
-        if scoring is None or len(self.lineages) == 1:
+        if scoring is None or not self._teams:
             outcome = slot.game.team_outcome(agents_a, agents_b)
         else:
             scorer_is_a = self.team_of[agents_a[0]] == scoring
             outcome = slot.game.team_outcome(agents_a, agents_b, "a" if scorer_is_a else "b")
-        lineage_a = self.team_of[agents_a[0]]
+        lineage_a = slot.owner
         self.league.report(
             Report(
                 slot.match_id,
@@ -234,7 +273,7 @@ class RolloutWorker:
 
     # -- transitions ------------------------------------------------------------
     def _close_transition(
-        self, agent: str, track: _Track, done: bool, next_obs: np.ndarray | None
+        self, lineage: str, track: _Track, done: bool, next_obs: np.ndarray | None
     ) -> None:
         p = track.pending
         assert p is not None
@@ -244,7 +283,7 @@ class RolloutWorker:
         if track.chunks.full:
             # After a terminal step the bootstrap value is multiplied by 0 anyway.
             bootstrap = next_obs if next_obs is not None else np.zeros_like(p.obs)
-            self._outbox[self.team_of[agent]].append(encode_chunk(track.chunks.take(bootstrap)))
+            self._outbox[lineage].append(encode_chunk(track.chunks.take(bootstrap)))
 
     # -- the vector step ----------------------------------------------------------
     def step(self) -> None:
@@ -277,9 +316,9 @@ class RolloutWorker:
                 a = chosen[j] if spec.continuous else int(chosen[j])
                 actions.setdefault(id(slot), {})[agent] = a
                 if key == LEARNER and agent in slot.trained:
-                    track = slot.tracks[agent]
+                    track = slot.tracks[(lineage, agent)]
                     if track.pending is not None:
-                        self._close_transition(agent, track, done=False, next_obs=o)
+                        self._close_transition(lineage, track, done=False, next_obs=o)
                     track.pending = _Pending(
                         o, m, a, float(logp[j]), float(values[j]), pool.learner_version
                     )
@@ -292,7 +331,7 @@ class RolloutWorker:
             slot.steps += len(chosen)
             self.stats.env_steps += len(chosen)
             for agent in slot.trained:
-                pending = slot.tracks[agent].pending
+                pending = slot.tracks[(slot.seats[agent][0], agent)].pending
                 if pending is not None:
                     pending.reward += rewards[agent]
             if slot.game.done:

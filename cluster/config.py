@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from league.records import Role
 
 
 class ConfigError(ValueError):
@@ -93,6 +95,9 @@ class AlgorithmConfig(_Section):
     name: Literal["ppo_vtrace"] = "ppo_vtrace"
     gamma: float = Field(0.99, gt=0.0, le=1.0)
     lr: float = Field(3e-4, gt=0.0)
+    # Decay the learning rate linearly to 0 over this many trained steps (CleanRL's
+    # anneal_lr), so a fixed-budget run ends on a settled policy; 0 = constant rate.
+    lr_anneal_steps: int = Field(0, ge=0)
     # PPO clip on the ratio pi/mu; V-trace truncation rho_bar = c_bar = 1 (IMPALA).
     clip: float = Field(0.2, gt=0.0)
     vtrace_rho_bar: float = Field(1.0, gt=0.0)
@@ -126,8 +131,21 @@ class LeagueConfig(_Section):
     # Share of training games against the latest self; the rest go uniformly to
     # frozen players (past snapshots and the random anchor).
     self_play_fraction: float = Field(0.5, ge=0.0, le=1.0)
-    # Freeze a snapshot every N published versions.
+    # Share of training games against the builtins alone (drawn among them like below):
+    # a floor that does not shrink as snapshots pile up. Self-play plus this is at most 1.
+    builtin_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    # Freeze a snapshot every N published versions, or earlier (after N/10) once the
+    # lineage beats every opponent its role cares about by more than 70% (AlphaStar).
     snapshot_every_versions: int = Field(25, ge=1)
+    # AlphaStar's exploiters, each one more learner in the job (same game, own stream,
+    # checkpoint and snapshots; league/matchmaking.py has their rules): main exploiters
+    # ("main_exploiter1", ...) train against the main agent's latest weights and restart
+    # from their seed after each snapshot; league exploiters ("league_exploiter1", ...)
+    # train by PFSP against every frozen player. Their snapshots join the main agent's
+    # pool, so it learns to beat what beat it. Actors share their games equally among
+    # all learners. Not for team games (env.teams).
+    main_exploiters: int = Field(0, ge=0, le=8)
+    league_exploiters: int = Field(0, ge=0, le=8)
     # Share of episodes played between two frozen players, purely to rate them.
     eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     # Players the league always has besides the learners' snapshots: "random" (uniform
@@ -138,8 +156,10 @@ class LeagueConfig(_Section):
     # How the non-self-play games pick among frozen players: "uniform" (Bansal et al.),
     # or prioritized fictitious self-play (AlphaStar) on the learner's recent win rate x
     # against each: "pfsp_hard" weighs (1 - x)^pfsp_exponent (train on what beats you),
-    # "pfsp_var" x (1 - x) (train on what is even).
-    opponent_sampling: Literal["uniform", "pfsp_hard", "pfsp_var"] = "uniform"
+    # "pfsp_var" x (1 - x) (train on what is even); or OpenAI Five's "five": softmax over
+    # quality scores that drop each time the learner beats a player (league/quality.py;
+    # Five paired it with self_play_fraction 0.8).
+    opponent_sampling: Literal["uniform", "pfsp_hard", "pfsp_var", "five"] = "uniform"
     pfsp_exponent: float = Field(2.0, gt=0.0)
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
@@ -148,6 +168,10 @@ class LeagueConfig(_Section):
 
     @model_validator(mode="after")
     def _random_anchors(self) -> LeagueConfig:
+        if self.self_play_fraction + self.builtin_fraction > 1.0:
+            raise ValueError(
+                "league.self_play_fraction + league.builtin_fraction must be at most 1"
+            )
         if "random" not in self.builtins:
             raise ValueError("league.builtins must include 'random' (the rating anchor)")
         return self
@@ -171,6 +195,28 @@ class CheckpointConfig(_Section):
     every_seconds: float = Field(60.0, gt=0.0)
 
 
+class DashboardConfig(_Section):
+    # The league's web dashboard and Prometheus /metrics (league/dashboard.py), served by
+    # `selfplay run` beside its in-process league. With league.address (an external
+    # league) there is no local database: run `selfplay league serve --dashboard-port`
+    # beside that league instead.
+    enabled: bool = True
+    # Read-only and without authentication, so loopback only by default. Another address
+    # (0.0.0.0) shows player names, ratings and throughput to anyone who can reach it.
+    host: str = "127.0.0.1"
+    # Fixed, so the URL and a Prometheus scrape target stay the same from run to run.
+    # When it is taken (a second run on this machine) the dashboard takes a free port
+    # instead and logs that URL. 0 = always a free port.
+    port: int = Field(8050, ge=0, le=65535)
+
+
+class Learning(NamedTuple):
+    """A learner's role in the league and the team (Game.teams key) whose agents it plays."""
+
+    role: Role
+    team: str
+
+
 class JobConfig(_Section):
     job: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     env: EnvConfig
@@ -180,12 +226,28 @@ class JobConfig(_Section):
     league: LeagueConfig = LeagueConfig()
     transport: TransportConfig = TransportConfig()
     checkpoints: CheckpointConfig = CheckpointConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
     @model_validator(mode="after")
     def _minibatches_fit(self) -> JobConfig:
         if self.algorithm.minibatches > self.algorithm.batch_chunks:
             raise ValueError("algorithm.minibatches must not exceed algorithm.batch_chunks")
+        if self.env.teams and (self.league.main_exploiters or self.league.league_exploiters):
+            raise ValueError("league exploiters are for single-team games, not env.teams")
         return self
+
+    def learners(self) -> dict[str, Learning]:
+        """Every learner of the job by lineage: one per team in team games; otherwise the
+        main agent and the exploiters (league.main_exploiters, league.league_exploiters)."""
+        if self.env.teams:
+            return {team: Learning(Role.MAIN, team) for team in self.env.teams}
+        main = self.league.learner_player
+        learners = {main: Learning(Role.MAIN, main)}
+        for k in range(1, self.league.main_exploiters + 1):
+            learners[f"main_exploiter{k}"] = Learning(Role.MAIN_EXPLOITER, main)
+        for k in range(1, self.league.league_exploiters + 1):
+            learners[f"league_exploiter{k}"] = Learning(Role.LEAGUE_EXPLOITER, main)
+        return learners
 
     def team_prefixes(self) -> dict[str, tuple[str, ...]]:
         """Lineage (league player, weights, stream) -> agent-id prefixes of its team."""
@@ -194,8 +256,11 @@ class JobConfig(_Section):
         return {self.league.learner_player: ("",)}  # "" is a prefix of every agent id
 
     def stream_name(self, lineage: str) -> str:
-        """The trajectory stream (and chunk job field) a lineage's learner consumes."""
-        return f"{self.job}-{lineage}" if self.env.teams else self.job
+        """The trajectory stream (and chunk job field) a lineage's learner consumes; a
+        single-team job's main agent keeps the job's name."""
+        if self.env.teams or lineage != self.league.learner_player:
+            return f"{self.job}-{lineage}"
+        return self.job
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

@@ -19,7 +19,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,19 @@ from typing import Any
 
 from actors.scripted import scripted_problem
 from cluster.config import JobConfig, dump_config
+from cluster.control import create_control
+from cluster.fleet import ActorFleet, FleetError
 from cluster.redis import EmbeddedRedis, RedisEndpoint, connect, parse_redis_url
+from cluster.status import (
+    HISTORY_SAMPLES,
+    STATUS_FILE,
+    build_status,
+    history_entry,
+    write_status,
+)
 from cluster.streams import TrajectoryStream
 from envs.pettingzoo_adapter import Game
+from league.client import LeagueClient, LeagueError
 from learner.checkpoint import checkpoint_name
 
 log = logging.getLogger("selfplay")
@@ -41,8 +52,9 @@ class RunError(RuntimeError):
 
 @dataclass
 class RunSummary:
-    """Team games (env.teams) have one learner and one stream per team: `learner` and
-    `stream` are then keyed by team name."""
+    """Jobs with several learners (one per team in team games; the main agent and its
+    exploiters) have one stream per learner: `learner` and `stream` are then keyed by
+    lineage."""
 
     seconds: float
     learner: dict[str, Any]
@@ -52,7 +64,7 @@ class RunSummary:
 
 
 def checkpoint_paths(config: JobConfig) -> list[Path]:
-    return [Path("checkpoints") / checkpoint_name(config, t) for t in config.team_prefixes()]
+    return [Path("checkpoints") / checkpoint_name(config, t) for t in config.learners()]
 
 
 def prepare_run_dir(run_dir: Path, config: JobConfig, resume: bool) -> None:
@@ -78,32 +90,95 @@ def redis_for_run(run_dir: Path, redis_url: str | None) -> Iterator[RedisEndpoin
 
 
 @contextmanager
-def league_for_run(run_dir: Path, config: JobConfig) -> Iterator[tuple[str, str | None]]:
+def league_for_run(
+    run_dir: Path, config: JobConfig, on_cluster: bool = False
+) -> Iterator[tuple[str, str | None]]:
+    """The league's address and token. `on_cluster`: actors on other nodes must reach it,
+    so a loopback `league.host` binds all interfaces instead and the address handed to
+    actors is this node's IP (the token guards it; league TLS is optional)."""
     from league.server import LeagueServer, LeagueSettings
 
     if config.league.address:
+        if config.dashboard.enabled:
+            log.info(
+                "no dashboard: the league database is with the external league "
+                "(`selfplay league serve --dashboard-port` serves one there)"
+            )
         yield config.league.address, os.environ.get("SELFPLAY_LEAGUE_TOKEN")
         return
     token = os.environ.get("SELFPLAY_LEAGUE_TOKEN") or secrets.token_urlsafe(24)
     settings = LeagueSettings(
         self_play_fraction=config.league.self_play_fraction,
+        builtin_fraction=config.league.builtin_fraction,
         seed=config.algorithm.seed,
         builtins=config.league.builtins,
         opponent_sampling=config.league.opponent_sampling,
         pfsp_exponent=config.league.pfsp_exponent,
     )
+    host = config.league.host
+    advertise = None
+    if on_cluster and host in ("127.0.0.1", "localhost"):
+        import ray
+
+        host, advertise = "0.0.0.0", ray.util.get_node_ip_address()
     server = LeagueServer(
         run_dir / "league.db",
-        host=config.league.host,
+        host=host,
         port=config.league.port,
         token=token,
         settings=settings,
     )
     server.start()
     try:
-        yield server.address, token
+        with dashboard_for_run(run_dir, config, server.opponent_samples):
+            address = server.address if advertise is None else f"{advertise}:{server.port}"
+            yield address, token
     finally:
         server.stop(1.0)
+
+
+@contextmanager
+def dashboard_for_run(
+    run_dir: Path, config: JobConfig, opponent_samples: Callable[[], Any] | None = None
+) -> Iterator[str | None]:
+    """Serves the league dashboard for the run (config.dashboard); yields its URL, or None
+    when disabled. A taken port falls back to a free one rather than failing the run."""
+    from league.dashboard import Dashboard
+
+    cfg = config.dashboard
+    if not cfg.enabled:
+        yield None
+        return
+
+    def make(port: int) -> Dashboard:
+        return Dashboard(
+            run_dir / "league.db",
+            run_dir / STATUS_FILE,
+            host=cfg.host,
+            port=port,
+            opponent_samples=opponent_samples,
+            title=run_dir.name,
+        )
+
+    dashboard = make(cfg.port)
+    try:
+        try:
+            dashboard.start()
+        except OSError as exc:
+            if cfg.port == 0:
+                raise
+            log.warning("dashboard port %d unavailable (%s); taking a free port", cfg.port, exc)
+            dashboard = make(0)
+            dashboard.start()
+    except OSError as exc:
+        raise RunError(f"dashboard cannot listen on {cfg.host}: {exc}") from None
+    log.info(
+        "dashboard: %s (read-only, no login; metrics at %smetrics)", dashboard.url, dashboard.url
+    )
+    try:
+        yield dashboard.url
+    finally:
+        dashboard.stop()
 
 
 @contextmanager
@@ -116,6 +191,9 @@ def local_ray(num_cpus: int) -> Iterator[None]:
     for attempt in (1, 2):
         try:
             ray.init(
+                # "local": always a new Ray of our own, even when another Ray runs on this
+                # machine (`ray start`, which a bare ray.init() would join).
+                address="local",
                 num_cpus=num_cpus,
                 include_dashboard=False,
                 logging_level=logging.WARNING,
@@ -136,6 +214,29 @@ def local_ray(num_cpus: int) -> Iterator[None]:
         ray.shutdown()
 
 
+@contextmanager
+def cluster_ray(address: str) -> Iterator[None]:
+    """Joins a running Ray cluster as this job's driver; leaves it (not stops it) after."""
+    import ray
+
+    from cluster.control import NAMESPACE
+
+    try:
+        ray.init(
+            address=address,
+            namespace=NAMESPACE,
+            logging_level=logging.WARNING,
+            configure_logging=False,
+            log_to_driver=True,
+        )
+    except Exception as exc:  # ConnectionError, or Ray's bare Exception on auth problems
+        raise RunError(f"cannot join the Ray cluster at {address}: {exc}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 def run_job(
     config: JobConfig,
     run_dir: Path,
@@ -143,7 +244,13 @@ def run_job(
     resume: bool = False,
     redis_url: str | None = None,
     progress_every_s: float = 15.0,
+    ray_address: str | None = None,
+    control: str | None = None,
 ) -> RunSummary:
+    """Runs the job until `minutes` pass (None: until stopped). `ray_address` joins an
+    existing Ray cluster ("auto" inside a submitted Ray job) instead of starting a local
+    Ray; `control` names the job's mailbox actor (cluster/control.py) through which
+    `selfplay status|scale|stop` reach it."""
     import ray
 
     from actors.ray_actor import RolloutActor
@@ -156,8 +263,10 @@ def run_job(
             problem = None if name == "random" else scripted_problem(name, config.env.name, spec)
             if problem:
                 raise RunError(f"league.builtins: {problem}")
+    # One learner per team (team games), or the main agent and its exploiters.
+    learning = config.learners()
     n_actors = config.actors.num_actors
-    cpus = max(os.cpu_count() or 1, n_actors + len(teams))
+    cpus = max(os.cpu_count() or 1, n_actors + len(learning))
     started = time.monotonic()
     with ExitStack() as stack:
         endpoint = stack.enter_context(redis_for_run(run_dir, redis_url))
@@ -165,13 +274,19 @@ def run_job(
         # (running Python in the child before exec), and forking while the league's
         # gRPC threads run can leave a child hung before exec; twice a local start
         # then timed out. Ray spawns its workers from the raylet, not from here.
-        stack.enter_context(local_ray(cpus))
+        stack.enter_context(local_ray(cpus) if ray_address is None else cluster_ray(ray_address))
         stop_cleanly_on_signals()  # after ray.init, which installs its own SIGTERM handler
-        league_address, token = stack.enter_context(league_for_run(run_dir, config))
+        on_cluster = ray_address is not None
+        if on_cluster and redis_url is None:
+            log.warning(
+                "embedded Redis listens on this node only: actors Ray places on other "
+                "nodes cannot reach it; pass --redis-url for a multi-node job"
+            )
+        league_address, token = stack.enter_context(league_for_run(run_dir, config, on_cluster))
         data = config.model_dump(mode="json")
         use_gpu = config.algorithm.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1
-        # Team games: one learner per team; they share the one GPU if there is one.
-        gpus = (1.0 / len(teams)) if use_gpu else 0
+        # Several learners share the one GPU if there is one.
+        gpus = (1.0 / len(learning)) if use_gpu else 0
         learners = {
             lineage: LearnerActor.options(num_gpus=gpus, num_cpus=1).remote(
                 data,
@@ -179,38 +294,57 @@ def run_job(
                 league_address,
                 token,
                 str(run_dir),
-                spec.obs_dim,
-                spec.num_actions,
+                teams[learner.team].obs_dim,
+                teams[learner.team].num_actions,
                 resume,
-                spec.continuous,
+                teams[learner.team].continuous,
                 lineage,
             )
-            for lineage, spec in teams.items()
+            for lineage, learner in learning.items()
         }
         learner_runs = {lineage: learner.run.remote() for lineage, learner in learners.items()}
-        actors = [
-            RolloutActor.options(num_cpus=min(config.actors.num_cpus, 1.0)).remote(
-                data, endpoint, league_address, token, i, config.algorithm.seed * 1000 + i
-            )
-            for i in range(n_actors)
-        ]
-        actor_runs = [a.run.remote() for a in actors]
+
+        def make_actor(i: int) -> Any:
+            # Spread over nodes; a dead actor is restarted by Ray (fresh actor id and league
+            # link; its run() is retried), and the job goes on.
+            return RolloutActor.options(
+                num_cpus=min(config.actors.num_cpus, 1.0),
+                scheduling_strategy="SPREAD",
+                max_restarts=-1,
+                max_task_retries=-1,
+            ).remote(data, endpoint, league_address, token, i, config.algorithm.seed * 1000 + i)
+
+        fleet = ActorFleet(make_actor)
+        fleet.scale_to(n_actors)
+        mailbox = None if control is None else create_control(control, n_actors)
         client = connect(endpoint)
-        streams = {t: TrajectoryStream(client, config.stream_name(t)) for t in teams}
+        streams = {t: TrajectoryStream(client, config.stream_name(t)) for t in learning}
         deadline = None if minutes is None else started + 60 * minutes
-        watcher = _Watcher(learners, actors, streams)
+        # Short retries: the status must not stall the watch loop while a league restarts.
+        league = stack.enter_context(LeagueClient(league_address, token, retry_s=2.0))
+        watcher = _Watcher(
+            learners,
+            fleet,
+            streams,
+            run_dir / STATUS_FILE,
+            mailbox,
+            lambda: len(league.players()),
+        )
         try:
-            watcher.watch([*learner_runs.values(), *actor_runs], deadline, progress_every_s)
-        except KeyboardInterrupt:
-            print("stopping (Ctrl-C again to abort)...", file=sys.stderr)
-        for actor in actors:
-            actor.stop.remote()
-        actor_stats = [get_or_explain(run) for run in actor_runs]
-        for learner in learners.values():
-            learner.stop.remote()
-        learner_stats = {t: get_or_explain(run) for t, run in learner_runs.items()}
-        stream_stats = {t: stream.stats() for t, stream in streams.items()}
-        one = not config.env.teams
+            try:
+                watcher.watch(list(learner_runs.values()), deadline, progress_every_s)
+            except KeyboardInterrupt:
+                print("stopping (Ctrl-C again to abort)...", file=sys.stderr)
+            actor_stats = fleet.stop_all(get_or_explain)
+            for learner in learners.values():
+                learner.stop.remote()
+            learner_stats = {t: get_or_explain(run) for t, run in learner_runs.items()}
+            stream_stats = {t: stream.stats() for t, stream in streams.items()}
+        except BaseException:
+            watcher.finish("failed")  # so status.json readers do not wait for a dead run
+            raise
+        watcher.finish("stopped")
+        one = len(learning) == 1
         return RunSummary(
             time.monotonic() - started,
             next(iter(learner_stats.values())) if one else learner_stats,
@@ -254,21 +388,65 @@ class _Sample:
 
 
 class _Watcher:
-    """Prints progress to stderr; its first and last samples give the steady-state
-    throughput (start-up excluded) reported in the run summary."""
+    """Prints progress to stderr and rewrites RUN/status.json (cluster/status.py) every
+    sample; its first and last samples give the steady-state throughput (start-up
+    excluded) reported in the run summary."""
+
+    # An actor that does not answer its stats call in this long counts as not alive.
+    STATS_TIMEOUT_S = 10.0
+
+    # How often the job's mailbox (cluster/control.py) is read for scale / stop requests.
+    CONTROL_POLL_S = 1.0
 
     def __init__(
-        self, learners: dict[str, Any], actors: list[Any], streams: dict[str, TrajectoryStream]
+        self,
+        learners: dict[str, Any],
+        fleet: ActorFleet,
+        streams: dict[str, TrajectoryStream],
+        status_path: Path | None = None,
+        mailbox: Any = None,
+        league_size: Callable[[], int] | None = None,
     ):
-        self.learners, self.actors, self.streams = learners, actors, streams
+        self.learners, self.fleet, self.streams = learners, fleet, streams
+        self.mailbox, self.league_size = mailbox, league_size
         self.samples: list[_Sample] = []
+        self.status_path = status_path
+        self.started_at = time.time()
+        self._history: deque[dict[str, Any]] = deque(maxlen=HISTORY_SAMPLES)
+        self._status: dict[str, Any] | None = None
+        # Last env step count per actor: one that stops answering keeps its steps in
+        # the total, so the rate does not go negative.
+        self._env_steps: dict[str, int] = {}
+
+    def _actor_stats(self) -> tuple[int, int]:
+        """(env steps of all actors, actors that answered)."""
+        import ray
+
+        refs = [a.stats.remote() for a in self.fleet.actors()]
+        if not refs:
+            return sum(self._env_steps.values()), 0
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self.STATS_TIMEOUT_S)
+        answered = set(ready)
+        alive = 0
+        for ref in refs:
+            if ref not in answered:
+                continue
+            try:
+                reply = ray.get(ref)
+                # Keyed by actor id: actors come and go (scaling, restarts), and each
+                # incarnation counts its own steps from 0.
+                self._env_steps[reply["actor_id"]] = int(reply["env_steps"])
+            except ray.exceptions.RayError:
+                continue  # a dead actor; the watch loop ends the run when its run() ends
+            alive += 1
+        return sum(self._env_steps.values()), alive
 
     def sample(self) -> None:
         import ray
 
         replies = ray.get([learner.stats.remote() for learner in self.learners.values()])
         stats = dict(zip(self.learners, replies, strict=True))
-        env_steps = sum(a["env_steps"] for a in ray.get([a.stats.remote() for a in self.actors]))
+        env_steps, alive = self._actor_stats()
         streams = {t: s.stats() for t, s in self.streams.items()}
         consumed = sum(s["steps_consumed"] for s in streams.values())
         now = time.monotonic()
@@ -290,6 +468,45 @@ class _Watcher:
             file=sys.stderr,
             flush=True,
         )
+        if self.status_path is None:
+            return
+        interval = env_rate = learner_rate = None
+        if prev is not None:
+            interval = now - prev.t
+            env_rate = round((env_steps - prev.env_steps) / interval, 1)
+            learner_rate = round(rate, 1)
+        status = build_status(
+            now=time.time(),
+            started_at=self.started_at,
+            interval_s=None if interval is None else round(interval, 3),
+            learners=stats,
+            streams=streams,
+            env_steps=env_steps,
+            env_steps_per_s=env_rate,
+            learner_steps_per_s=learner_rate,
+            actors=self.fleet.size,
+            actors_alive=alive,
+            league_players=self._league_players(),
+        )
+        self._history.append(history_entry(status))
+        status["history"] = list(self._history)
+        self._write(self.status_path, status)
+        if self.mailbox is not None:
+            self.mailbox.report.remote({k: v for k, v in status.items() if k != "history"})
+
+    def finish(self, state: str) -> None:
+        """Marks the last status sample `stopped` or `failed` (nothing if none was taken)."""
+        if self._status is not None and self.status_path is not None:
+            self._write(
+                self.status_path, {**self._status, "state": state, "stopped_at": time.time()}
+            )
+
+    def _write(self, path: Path, status: dict[str, Any]) -> None:
+        try:
+            write_status(path, status)
+        except OSError as exc:  # a full disk must not stop training; the next sample retries
+            log.warning("cannot write %s: %s", path, exc)
+        self._status = status
 
     def throughput(self) -> dict[str, float]:
         if len(self.samples) < 2:
@@ -302,14 +519,50 @@ class _Watcher:
             "env_steps_per_s": round((b.env_steps - a.env_steps) / dt, 1),
         }
 
-    def watch(self, runs: list[Any], deadline: float | None, every_s: float) -> None:
-        """Samples until the deadline; a learner or actor that ends early ends the run."""
+    def _league_players(self) -> int | None:
+        if self.league_size is None:
+            return None
+        try:
+            return self.league_size()
+        except LeagueError as exc:  # a league restarting must not stop the job
+            log.warning("league did not answer for the status: %s", exc.code)
+            return None
+
+    def _note_fleet(self) -> None:
+        if self.mailbox is not None:
+            self.mailbox.note_fleet.remote(self.fleet.size, len(self.fleet.draining))
+
+    def watch(self, learner_runs: list[Any], deadline: float | None, every_s: float) -> None:
+        """Samples every `every_s` until the deadline or a stop request, applying scale
+        requests as they come; a learner or an actor whose run ends unasked ends the run."""
         import ray
 
+        next_sample = time.monotonic() + every_s
         while deadline is None or time.monotonic() < deadline:
-            left = every_s if deadline is None else deadline - time.monotonic()
-            done, _ = ray.wait(runs, num_returns=1, timeout=max(0.0, min(every_s, left)))
+            now = time.monotonic()
+            wait_s = min(next_sample, deadline or next_sample) - now
+            if self.mailbox is not None:
+                wait_s = min(wait_s, self.CONTROL_POLL_S)
+            runs = [*learner_runs, *self.fleet.runs()]
+            done, _ = ray.wait(runs, num_returns=1, timeout=max(0.0, wait_s))
             if done:
-                get_or_explain(done[0])  # raises the remote error, if that is why it ended
-                raise RunError("a learner or actor stopped unexpectedly")
-            self.sample()
+                if done[0] in learner_runs:
+                    get_or_explain(done[0])  # raises the remote error, if that is why
+                    raise RunError("a learner stopped unexpectedly")
+                try:
+                    self.fleet.settle(done, get_or_explain)
+                except FleetError as exc:
+                    raise RunError(str(exc)) from None
+                self._note_fleet()
+                continue
+            if self.mailbox is not None:
+                desired, stop = ray.get(self.mailbox.poll.remote())
+                if stop:
+                    print("stop requested: stopping cleanly...", file=sys.stderr, flush=True)
+                    return
+                if desired != self.fleet.size:
+                    self.fleet.scale_to(desired)
+                    self._note_fleet()
+            if time.monotonic() >= next_sample:
+                next_sample = time.monotonic() + every_s
+                self.sample()

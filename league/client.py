@@ -9,6 +9,7 @@ RPC: registrations and reports are idempotent, samples have no side effects.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +20,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from league import league_pb2 as pb
 from league import league_pb2_grpc
-from league.records import MatchKind, Outcome, PlayerKind
+from league.records import MatchKind, Outcome, PlayerKind, Role
+from league.reports import HistoryPointView, HistoryReport, HistoryRow, PayoffEntry, PayoffReport
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["League"].full_name
 
@@ -29,6 +31,13 @@ _KIND_TO_PB = {
     PlayerKind.BUILTIN: pb.PLAYER_KIND_BUILTIN,
 }
 _KIND_FROM_PB = {v: k.value for k, v in _KIND_TO_PB.items()}
+_ROLE_TO_PB = {
+    Role.NONE: pb.PLAYER_ROLE_UNSPECIFIED,
+    Role.MAIN: pb.PLAYER_ROLE_MAIN,
+    Role.MAIN_EXPLOITER: pb.PLAYER_ROLE_MAIN_EXPLOITER,
+    Role.LEAGUE_EXPLOITER: pb.PLAYER_ROLE_LEAGUE_EXPLOITER,
+}
+_ROLE_FROM_PB = {v: k.value for k, v in _ROLE_TO_PB.items()}
 _OUTCOME_TO_PB = {
     Outcome.A_WIN: pb.OUTCOME_A_WIN,
     Outcome.B_WIN: pb.OUTCOME_B_WIN,
@@ -74,6 +83,14 @@ class PlayerInfo:
     lineage: str
     version: int
     created_at: float  # unix seconds
+    role: str = ""  # learner/snapshot: "main" | "main_exploiter" | "league_exploiter"
+
+
+@dataclass(frozen=True)
+class SnapshotAdvice:
+    due: bool
+    reset: bool  # restart from the seed weights after the snapshot
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,10 @@ class RatingRow:
     draws: int
     losses: int
     rated: bool
+    # OpenSkill over the same rated games in arrival order (0 when not rated).
+    openskill_mu: float = 0.0
+    openskill_sigma: float = 0.0
+    openskill_ordinal: float = 0.0
 
 
 def _one_line(text: str | None) -> str:
@@ -175,10 +196,23 @@ class LeagueClient:
 
     # -- API -----------------------------------------------------------------
 
-    def register_player(self, name: str, kind: str = "learner") -> PlayerInfo:
-        """Idempotent by name; kind "learner" or "builtin"."""
-        request = pb.RegisterPlayerRequest(name=name, kind=_KIND_TO_PB[PlayerKind(kind)])
+    def register_player(self, name: str, kind: str = "learner", role: str = "") -> PlayerInfo:
+        """Idempotent by name; kind "learner" or "builtin"; a learner's role "main"
+        (default), "main_exploiter" or "league_exploiter"."""
+        request = pb.RegisterPlayerRequest(
+            name=name, kind=_KIND_TO_PB[PlayerKind(kind)], role=_ROLE_TO_PB[Role(role)]
+        )
         return _player(self._call("RegisterPlayer", request).player)
+
+    def snapshot_due(
+        self, lineage: str, versions_since: int, every_versions: int
+    ) -> SnapshotAdvice:
+        """Whether learner `lineage` should freeze a snapshot now, and restart after it."""
+        request = pb.SnapshotDueRequest(
+            lineage=lineage, versions_since=versions_since, every_versions=every_versions
+        )
+        answer = self._call("SnapshotDue", request)
+        return SnapshotAdvice(answer.due, answer.reset, answer.reason)
 
     def register_snapshot(self, lineage: str, version: int) -> str:
         """Freezes `lineage` at `version`; returns the snapshot id "{lineage}@v{version}"."""
@@ -240,14 +274,67 @@ class LeagueClient:
                 draws=r.draws,
                 losses=r.losses,
                 rated=r.rated,
+                openskill_mu=r.openskill_mu,
+                openskill_sigma=r.openskill_sigma,
+                openskill_ordinal=r.openskill_ordinal,
             )
             for r in reply.ratings
         ]
 
+    def payoff(self, players: Sequence[str] = ()) -> PayoffReport:
+        """The payoff matrix (raw W/D/L and decayed win rates per ordered pair), over
+        `players` only when given (NOT_FOUND for an unknown one)."""
+        reply = self._call("GetPayoff", pb.GetPayoffRequest(players=list(players)))
+        entries = [
+            PayoffEntry(
+                e.player,
+                e.opponent,
+                e.wins,
+                e.draws,
+                e.losses,
+                e.decayed_score,
+                e.decayed_games,
+                e.win_rate,
+            )
+            for e in reply.entries
+        ]
+        return PayoffReport(list(reply.players), entries, reply.decay)
+
+    def rating_history(self, points: int = 20, players: Sequence[str] = ()) -> HistoryReport:
+        """Elo with 95% intervals at `points` (1..500) times, oldest first."""
+        request = pb.GetRatingHistoryRequest(points=points, players=list(players))
+        reply = self._call("GetRatingHistory", request)
+        views = [
+            HistoryPointView(
+                time=p.time.seconds + p.time.nanos / 1e9,
+                results=p.results,
+                ratings=[
+                    HistoryRow(
+                        r.player_id,
+                        _KIND_FROM_PB.get(r.kind, "unknown"),
+                        r.elo,
+                        r.ci_low,
+                        r.ci_high,
+                        r.games,
+                    )
+                    for r in p.ratings
+                ],
+            )
+            for p in reply.points
+        ]
+        return HistoryReport(reply.anchor, views)
+
 
 def _player(p: pb.Player) -> PlayerInfo:
     created = p.created_at.seconds + p.created_at.nanos / 1e9
-    return PlayerInfo(p.id, _KIND_FROM_PB.get(p.kind, "unknown"), p.lineage, p.version, created)
+    return PlayerInfo(
+        p.id,
+        _KIND_FROM_PB.get(p.kind, "unknown"),
+        p.lineage,
+        p.version,
+        created,
+        _ROLE_FROM_PB.get(p.role, "unknown"),
+    )
 
 
 def _match(m: pb.Match) -> Match:

@@ -69,6 +69,21 @@ class LeagueStub:
                 request_serializer=league_dot_league__pb2.GetRatingsRequest.SerializeToString,
                 response_deserializer=league_dot_league__pb2.GetRatingsResponse.FromString,
                 _registered_method=True)
+        self.GetPayoff = channel.unary_unary(
+                '/selfplay.league.v1.League/GetPayoff',
+                request_serializer=league_dot_league__pb2.GetPayoffRequest.SerializeToString,
+                response_deserializer=league_dot_league__pb2.GetPayoffResponse.FromString,
+                _registered_method=True)
+        self.GetRatingHistory = channel.unary_unary(
+                '/selfplay.league.v1.League/GetRatingHistory',
+                request_serializer=league_dot_league__pb2.GetRatingHistoryRequest.SerializeToString,
+                response_deserializer=league_dot_league__pb2.GetRatingHistoryResponse.FromString,
+                _registered_method=True)
+        self.SnapshotDue = channel.unary_unary(
+                '/selfplay.league.v1.League/SnapshotDue',
+                request_serializer=league_dot_league__pb2.SnapshotDueRequest.SerializeToString,
+                response_deserializer=league_dot_league__pb2.SnapshotDueResponse.FromString,
+                _registered_method=True)
 
 
 class LeagueServicer:
@@ -124,6 +139,33 @@ class LeagueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPayoff(self, request, context):
+        """Who beats whom lately: per ordered pair of players, raw W/D/L counts and the
+        decayed score the matchmaker (PFSP) reads. NOT_FOUND for an unknown player filter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRatingHistory(self, request, context):
+        """Elo with 95% intervals at evenly spaced times from the first rated result to the
+        last, each a refit over the results that had arrived by then (the last point is
+        what GetRatings reports). INVALID_ARGUMENT unless 1 <= points <= 500.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SnapshotDue(self, request, context):
+        """Should learner `lineage` freeze a snapshot now (every `every_versions` versions, or
+        earlier once it beats every opponent its role cares about by more than 70%), and
+        should it then restart from its seed weights (exploiters)? NOT_FOUND for an unknown
+        lineage, INVALID_ARGUMENT for negative counts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LeagueServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +203,21 @@ def add_LeagueServicer_to_server(servicer, server):
                     servicer.GetRatings,
                     request_deserializer=league_dot_league__pb2.GetRatingsRequest.FromString,
                     response_serializer=league_dot_league__pb2.GetRatingsResponse.SerializeToString,
+            ),
+            'GetPayoff': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayoff,
+                    request_deserializer=league_dot_league__pb2.GetPayoffRequest.FromString,
+                    response_serializer=league_dot_league__pb2.GetPayoffResponse.SerializeToString,
+            ),
+            'GetRatingHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRatingHistory,
+                    request_deserializer=league_dot_league__pb2.GetRatingHistoryRequest.FromString,
+                    response_serializer=league_dot_league__pb2.GetRatingHistoryResponse.SerializeToString,
+            ),
+            'SnapshotDue': grpc.unary_unary_rpc_method_handler(
+                    servicer.SnapshotDue,
+                    request_deserializer=league_dot_league__pb2.SnapshotDueRequest.FromString,
+                    response_serializer=league_dot_league__pb2.SnapshotDueResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -352,6 +409,87 @@ class League:
             '/selfplay.league.v1.League/GetRatings',
             league_dot_league__pb2.GetRatingsRequest.SerializeToString,
             league_dot_league__pb2.GetRatingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayoff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/selfplay.league.v1.League/GetPayoff',
+            league_dot_league__pb2.GetPayoffRequest.SerializeToString,
+            league_dot_league__pb2.GetPayoffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRatingHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/selfplay.league.v1.League/GetRatingHistory',
+            league_dot_league__pb2.GetRatingHistoryRequest.SerializeToString,
+            league_dot_league__pb2.GetRatingHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SnapshotDue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/selfplay.league.v1.League/SnapshotDue',
+            league_dot_league__pb2.SnapshotDueRequest.SerializeToString,
+            league_dot_league__pb2.SnapshotDueResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,8 +12,27 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from league.records import Outcome, ResultRecord, score_of
+
+_COUNT_INDEX = {1.0: 2, 0.5: 3, 0.0: 4}  # score -> slot of wins, draws, losses
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """One ordered pair (player, opponent), counted from player's side."""
+
+    wins: int
+    draws: int
+    losses: int
+    decayed_score: float
+    decayed_games: float
+
+    @property
+    def win_rate(self) -> float:
+        """The decayed score share with one virtual draw as prior (what PFSP reads)."""
+        return (self.decayed_score + 0.5) / (self.decayed_games + 1.0)
 
 
 class Payoff:
@@ -21,7 +40,8 @@ class Payoff:
         if not 0.0 < decay <= 1.0:
             raise ValueError(f"decay must be in (0, 1], got {decay}")
         self.decay = decay
-        # (player, opponent) -> [decayed score sum, decayed game count]
+        # (player, opponent) -> [decayed score sum, decayed game count, wins, draws,
+        # losses]; the raw counts ride along so a payoff report needs no extra query.
         self._pairs: dict[tuple[str, str], list[float]] = {}
         self._lock = threading.Lock()
         for result in results:
@@ -33,17 +53,27 @@ class Payoff:
         score = score_of(Outcome(outcome))
         with self._lock:
             for pair, s in (((player_a, player_b), score), ((player_b, player_a), 1.0 - score)):
-                acc = self._pairs.setdefault(pair, [0.0, 0.0])
+                acc = self._pairs.setdefault(pair, [0.0, 0.0, 0, 0, 0])
                 acc[0] = self.decay * acc[0] + s
                 acc[1] = self.decay * acc[1] + 1.0
+                acc[_COUNT_INDEX[s]] += 1
 
     def win_rate(self, player: str, opponent: str) -> float:
         """Decayed score of `player` against `opponent`, with one virtual draw as prior
         (0.5 before any game)."""
         with self._lock:
-            wins, games = self._pairs.get((player, opponent), (0.0, 0.0))
+            wins, games = self._pairs.get((player, opponent), (0.0, 0.0))[:2]
         return (wins + 0.5) / (games + 1.0)
 
     def games(self, player: str, opponent: str) -> float:
         with self._lock:
             return self._pairs.get((player, opponent), (0.0, 0.0))[1]
+
+    def pairs(self) -> dict[tuple[str, str], PairRecord]:
+        """Every ordered pair with at least one game, as one consistent snapshot."""
+        with self._lock:
+            items = [(pair, list(acc)) for pair, acc in self._pairs.items()]
+        return {
+            pair: PairRecord(int(acc[2]), int(acc[3]), int(acc[4]), acc[0], acc[1])
+            for pair, acc in items
+        }

@@ -18,6 +18,16 @@ class PlayerKind(StrEnum):
     BUILTIN = "builtin"
 
 
+class Role(StrEnum):
+    """What a LEARNER lineage is for (AlphaStar's league); frozen players inherit their
+    lineage's role. Builtins have none (""): they are nobody's learner."""
+
+    MAIN = "main"  # the agent the job is for: self-play plus PFSP over the whole league
+    MAIN_EXPLOITER = "main_exploiter"  # beats the current main agents; reset after snapshot
+    LEAGUE_EXPLOITER = "league_exploiter"  # PFSP over everyone frozen; finds league-wide holes
+    NONE = ""
+
+
 class Outcome(StrEnum):
     A_WIN = "a_win"
     B_WIN = "b_win"
@@ -72,6 +82,7 @@ class PlayerRecord:
     lineage: str  # learner: its own id; snapshot: its learner; builtin: ""
     version: int  # snapshot: frozen policy version; otherwise 0
     created_at: float  # unix seconds
+    role: Role = Role.NONE  # learner and snapshot: the lineage's role; builtin: none
 
     @property
     def frozen(self) -> bool:

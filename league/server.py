@@ -58,6 +58,7 @@ class LeagueServer:
         self._server: grpc.Server | None = None
         self._store: LeagueStore | None = None
         self._health: health.HealthServicer | None = None
+        self._servicer: LeagueServicer | None = None
 
     @property
     def address(self) -> str:
@@ -98,6 +99,7 @@ class LeagueServer:
         for service in ("", SERVICE_NAME):  # "" is the whole-server status
             health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._server, self._store, self._health, self.port = server, store, health_servicer, port
+        self._servicer = servicer
         log.info(
             "league serving on %s (db %s, auth %s, tls %s)",
             self.address,
@@ -122,6 +124,12 @@ class LeagueServer:
             raise OSError(f"league cannot listen on {target} (address in use?)")
         return port
 
+    def opponent_samples(self) -> dict[tuple[str, str], int]:
+        """(learner, opponent) -> training opponents sampled since start ({} when stopped);
+        the dashboard's /metrics reads it when it runs in this process."""
+        servicer = self._servicer
+        return {} if servicer is None else servicer.opponent_samples()
+
     def stop(self, grace: float | None = None) -> None:
         """Stops serving (in-flight RPCs get `grace` seconds) and closes the database."""
         if self._server is None:
@@ -132,7 +140,7 @@ class LeagueServer:
         self._server.stop(grace).wait()
         if self._store is not None:
             self._store.close()
-        self._server = self._store = self._health = None
+        self._server = self._store = self._health = self._servicer = None
         log.info("league stopped")
 
     def wait(self, timeout: float | None = None) -> bool:

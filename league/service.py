@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -20,8 +20,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from league import league_pb2 as pb
 from league import league_pb2_grpc
-from league.matchmaking import Matchmaker, NoEvalPair
+from league.matchmaking import Matchmaker, NoEvalPair, NoOpponent, check_fractions, pfsp_weight
+from league.openskill_ratings import OpenSkillLedger, SkillRating
 from league.payoff import Payoff
+from league.quality import QualityScores, replay
 from league.records import (
     FROZEN_KINDS,
     MatchKind,
@@ -29,12 +31,14 @@ from league.records import (
     PlayerKind,
     PlayerRecord,
     ResultRecord,
+    Role,
     match_id_problem,
     name_problem,
     snapshot_id,
 )
 from league.standings import rated_games, standings
 from league.store import LeagueStore, StoreError
+from league.views import UnknownPlayer, build_history, build_payoff, check_filter, check_points
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,14 @@ KIND_TO_PB = {
     PlayerKind.BUILTIN: pb.PLAYER_KIND_BUILTIN,
 }
 KIND_FROM_PB = {v: k for k, v in KIND_TO_PB.items()}
+ROLE_TO_PB = {
+    Role.NONE: pb.PLAYER_ROLE_UNSPECIFIED,
+    Role.MAIN: pb.PLAYER_ROLE_MAIN,
+    Role.MAIN_EXPLOITER: pb.PLAYER_ROLE_MAIN_EXPLOITER,
+    Role.LEAGUE_EXPLOITER: pb.PLAYER_ROLE_LEAGUE_EXPLOITER,
+}
+ROLE_FROM_PB = {v: k for k, v in ROLE_TO_PB.items()}
+_KIND_NAME_TO_PB = {k.value: v for k, v in KIND_TO_PB.items()}
 OUTCOME_FROM_PB = {
     pb.OUTCOME_A_WIN: Outcome.A_WIN,
     pb.OUTCOME_B_WIN: Outcome.B_WIN,
@@ -62,6 +74,8 @@ class LeagueSettings:
     """
 
     self_play_fraction: float = 0.5
+    # Share of training games against builtins only (matchmaking.py).
+    builtin_fraction: float = 0.0
     anchor: str = "random"
     seed: int | None = None
     builtins: tuple[str, ...] = ("random",)
@@ -72,8 +86,14 @@ class LeagueSettings:
     payoff_decay: float = 0.99
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.self_play_fraction <= 1.0:
-            raise ValueError(f"self_play_fraction must be in [0, 1], got {self.self_play_fraction}")
+        check_fractions(self.self_play_fraction, self.builtin_fraction)
+        # Checked here, not only where they are used, so a bad setting fails before the
+        # server binds (and `league serve` can answer with a one-line error).
+        if not self.pfsp_exponent > 0.0:
+            raise ValueError(f"pfsp_exponent must be > 0, got {self.pfsp_exponent}")
+        pfsp_weight(self.opponent_sampling, 0.5, self.pfsp_exponent)  # known name?
+        if not 0.0 < self.payoff_decay <= 1.0:
+            raise ValueError(f"payoff_decay must be in (0, 1], got {self.payoff_decay}")
         for name in (self.anchor, *self.builtins):
             problem = name_problem(name)
             if problem:
@@ -116,7 +136,12 @@ def player_to_pb(p: PlayerRecord) -> pb.Player:
     created = Timestamp()
     created.FromNanoseconds(int(p.created_at * 1e9))
     return pb.Player(
-        id=p.id, kind=KIND_TO_PB[p.kind], lineage=p.lineage, version=p.version, created_at=created
+        id=p.id,
+        kind=KIND_TO_PB[p.kind],
+        lineage=p.lineage,
+        version=p.version,
+        created_at=created,
+        role=ROLE_TO_PB[p.role],
     )
 
 
@@ -129,14 +154,38 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             settings.seed,
             settings.opponent_sampling,
             settings.pfsp_exponent,
+            settings.builtin_fraction,
         )
         self._payoff = Payoff(settings.payoff_decay, store.results())
+        if settings.opponent_sampling == "five":
+            self._quality: QualityScores | None = QualityScores()
+            replay(
+                self._quality,
+                store.players(),
+                store.results(),
+                lambda learner, players: self._matchmaker.main_pool(learner, players),
+            )
+            self._matchmaker.quality = self._quality
+        else:
+            self._quality = None
         # Rated games per player, kept in memory: counting them in SQL on every
         # SampleEvalMatch cost O(all results) per call and slowed a long run down.
         self._rated_lock = threading.Lock()
         self._rated_games: Counter[str] = Counter(rated_games(store))
+        # (learner, opponent) -> SampleOpponent answers since this process started: what
+        # the matchmaker actually picked, for /metrics (league/dashboard.py). Not stored:
+        # like any Prometheus counter it restarts at 0 with the process.
+        self._samples_lock = threading.Lock()
+        self._opponent_samples: Counter[tuple[str, str]] = Counter()
+        # OpenSkill is sequential, so it is folded over the stored results in row order
+        # (lazily, on GetRatings): the same numbers as a fresh replay after a restart.
+        self._skills_lock = threading.Lock()
+        self._skills = OpenSkillLedger()
+        self._skills_seen = 0  # stored results folded so far
         for name in settings.builtins:
             player, _ = store.add_player(name, PlayerKind.BUILTIN)
+            if self._quality is not None:
+                self._quality.add(player.id)
             if player.kind != PlayerKind.BUILTIN:
                 raise ValueError(f"builtin {name!r} is already registered as a {player.kind}")
 
@@ -158,12 +207,25 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             raise _invalid("kind must be PLAYER_KIND_LEARNER or PLAYER_KIND_BUILTIN")
         if kind == PlayerKind.SNAPSHOT:
             raise _invalid("snapshots are registered with RegisterSnapshot(lineage, version)")
+        role = ROLE_FROM_PB.get(request.role)
+        if role is None:
+            raise _invalid(f"unknown role {request.role}")
+        if kind == PlayerKind.LEARNER:
+            role = role or Role.MAIN
+        elif role:
+            raise _invalid("only LEARNER players have a role")
         lineage = request.name if kind == PlayerKind.LEARNER else ""
-        player, created = self._store.add_player(request.name, kind, lineage)
+        player, created = self._store.add_player(request.name, kind, lineage, role=role)
         if player.kind != kind:
             raise Rejected(
                 grpc.StatusCode.ALREADY_EXISTS,
                 f"player {request.name!r} already exists as a {player.kind}, not a {kind}",
+            )
+        if player.role != role:
+            raise Rejected(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"learner {request.name!r} already exists as a {player.role.value}, "
+                f"not a {role.value}",
             )
         if created:
             log.info("registered %s player %s", kind, player.id)
@@ -185,6 +247,8 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             lineage.id,
             request.version,
         )
+        if created and self._quality is not None:
+            self._quality.add(player.id)
         if created:
             log.info("registered snapshot %s", player.id)
         return pb.RegisterSnapshotResponse(player=player_to_pb(player), created=created)
@@ -206,9 +270,14 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             other = self._player(request.opponent_lineage, "opponent_lineage")
             if other.kind != PlayerKind.LEARNER:
                 raise _invalid(f"opponent_lineage {other.id!r} is a {other.kind}, not a LEARNER")
-        opponent = self._matchmaker.training_opponent(
-            learner, self._store.players(), request.opponent_lineage, self._payoff.win_rate
-        )
+        try:
+            opponent = self._matchmaker.training_opponent(
+                learner, self._store.players(), request.opponent_lineage, self._payoff.win_rate
+            )
+        except NoOpponent as exc:
+            raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+        with self._samples_lock:
+            self._opponent_samples[(learner.id, opponent)] += 1
         match = pb.Match(
             match_id=uuid.uuid4().hex,
             player_a=learner.id,
@@ -216,6 +285,31 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             kind=pb.MATCH_KIND_TRAINING,
         )
         return pb.SampleOpponentResponse(match=match)
+
+    @_rpc
+    def SnapshotDue(self, request: pb.SnapshotDueRequest) -> pb.SnapshotDueResponse:
+        if request.versions_since < 0 or request.every_versions < 1:
+            raise _invalid(
+                "versions_since must be >= 0 and every_versions >= 1, got "
+                f"{request.versions_since} and {request.every_versions}"
+            )
+        learner = self._player(request.lineage, "lineage")
+        if learner.kind != PlayerKind.LEARNER:
+            raise _invalid(f"{learner.id!r} is a {learner.kind}, not a LEARNER")
+        due, reason = self._matchmaker.snapshot_due(
+            learner,
+            self._store.players(),
+            request.versions_since,
+            request.every_versions,
+            self._payoff.win_rate,
+        )
+        reset = due and self._matchmaker.reset_after_snapshot(learner)
+        return pb.SnapshotDueResponse(due=due, reset=reset, reason=reason)
+
+    def opponent_samples(self) -> dict[tuple[str, str], int]:
+        """A copy of the (learner, opponent) -> training opponents sampled so far."""
+        with self._samples_lock:
+            return dict(self._opponent_samples)
 
     @_rpc
     def SampleEvalMatch(self, request: pb.SampleEvalMatchRequest) -> pb.SampleEvalMatchResponse:
@@ -239,6 +333,7 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
         if applied:
             self._count_if_rated(result)
             self._payoff.add(result.player_a, result.player_b, result.outcome)
+            self._update_quality(result)
             return pb.ReportResultResponse(applied=True, duplicate=False, message="applied")
         message = f"match {result.match_id} was already recorded; nothing changed"
         if not stored.same_report(result):
@@ -246,6 +341,17 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             message += " (the stored report differs from this one)"
             log.warning("conflicting duplicate report for match %s", result.match_id)
         return pb.ReportResultResponse(applied=False, duplicate=True, message=message)
+
+    def _update_quality(self, result: ResultRecord) -> None:
+        """Sampling "five": a learner's training win lowers the beaten player's quality."""
+        if self._quality is None or result.outcome != Outcome.A_WIN:
+            return
+        learner = self._store.get_player(result.player_a)
+        opponent = self._store.get_player(result.player_b)
+        if learner is None or opponent is None or learner.frozen or not opponent.frozen:
+            return
+        pool = self._matchmaker.main_pool(learner, self._store.players())
+        self._quality.learner_won(opponent.id, [p.id for p in pool])
 
     def _count_if_rated(self, result: ResultRecord) -> None:
         players = [self._store.get_player(p) for p in (result.player_a, result.player_b)]
@@ -280,6 +386,7 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             rows = standings(self._store, self._settings.anchor)
         except ValueError as exc:
             raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+        skills = self._openskill()
         ratings = [
             pb.PlayerRating(
                 player_id=s.player.id,
@@ -292,7 +399,81 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
                 draws=s.rating.draws,
                 losses=s.rating.losses,
                 rated=s.rating.rated,
+                **_skill_fields(skills.get(s.player.id) if s.rating.rated else None),
             )
             for s in rows
         ]
         return pb.GetRatingsResponse(ratings=ratings, anchor=self._settings.anchor)
+
+    def _openskill(self) -> dict[str, SkillRating]:
+        with self._skills_lock:
+            # Results first, then players: every player of a fetched result is listed.
+            new = self._store.results(start=self._skills_seen)
+            frozen = {p.id for p in self._store.players() if p.frozen}
+            self._skills.extend(new, frozen)
+            self._skills_seen += len(new)
+            return self._skills.ratings()
+
+    def _filter(self, players: list[str]) -> list[str]:
+        try:
+            check_filter(self._store.players(), players)
+        except UnknownPlayer as exc:
+            raise Rejected(grpc.StatusCode.NOT_FOUND, str(exc)) from exc
+        except ValueError as exc:
+            raise _invalid(str(exc)) from exc
+        return players
+
+    @_rpc
+    def GetPayoff(self, request: pb.GetPayoffRequest) -> pb.GetPayoffResponse:
+        wanted = self._filter(list(request.players))
+        report = build_payoff(
+            self._store.players(), self._payoff.pairs(), self._payoff.decay, wanted
+        )
+        entries = [pb.PayoffEntry(**asdict(e)) for e in report.entries]
+        return pb.GetPayoffResponse(players=report.players, entries=entries, decay=report.decay)
+
+    @_rpc
+    def GetRatingHistory(self, request: pb.GetRatingHistoryRequest) -> pb.GetRatingHistoryResponse:
+        try:
+            check_points(request.points)
+        except ValueError as exc:
+            raise _invalid(str(exc)) from exc
+        wanted = self._filter(list(request.players))
+        # Results before players: every player a fetched result names is then listed.
+        results = self._store.results()
+        players = self._store.players()
+        anchor = self._settings.anchor
+        if not any(p.id == anchor for p in players):
+            raise Rejected(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"rating anchor {anchor!r} is not a registered player",
+            )
+        report = build_history(players, results, anchor, request.points, wanted)
+        points = []
+        for point in report.points:
+            stamp = Timestamp()
+            stamp.FromNanoseconds(int(point.time * 1e9))
+            ratings = [
+                pb.HistoryRating(
+                    player_id=r.player_id,
+                    elo=r.elo,
+                    ci_low=r.ci_low,
+                    ci_high=r.ci_high,
+                    games=r.games,
+                    kind=_KIND_NAME_TO_PB.get(r.kind, pb.PLAYER_KIND_UNSPECIFIED),
+                )
+                for r in point.ratings
+            ]
+            points.append(pb.RatingHistoryPoint(time=stamp, results=point.results, ratings=ratings))
+        return pb.GetRatingHistoryResponse(points=points, anchor=anchor)
+
+
+def _skill_fields(skill: SkillRating | None) -> dict[str, float]:
+    """PlayerRating's openskill fields (all 0 when not rated)."""
+    if skill is None:
+        return {}
+    return {
+        "openskill_mu": skill.mu,
+        "openskill_sigma": skill.sigma,
+        "openskill_ordinal": skill.ordinal,
+    }

@@ -9,10 +9,14 @@ attributed to one player. Game counts in a standing are those rated games.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from league.ratings import Rating, fit, player_totals
 from league.records import PlayerRecord
 from league.store import LeagueStore
+
+if TYPE_CHECKING:
+    from league.client import RatingRow
 
 
 @dataclass(frozen=True)
@@ -38,3 +42,24 @@ def standings(store: LeagueStore, anchor: str) -> list[Standing]:
 def rated_games(store: LeagueStore) -> dict[str, int]:
     """Rated games per player (players without any are absent)."""
     return {p: t.games for p, t in player_totals(store.rated_tallies()).items()}
+
+
+def rating_fields(
+    player: str, kind: str, lineage: str, version: int, r: Rating | RatingRow
+) -> dict[str, Any]:
+    """One player's row of the ratings table (--json, the dashboard): Elo fields are None
+    for unrated players."""
+    return {
+        "player": player,
+        "kind": kind,
+        "lineage": lineage,
+        "version": version,
+        "elo": r.elo if r.rated else None,
+        "ci_low": r.ci_low if r.rated else None,
+        "ci_high": r.ci_high if r.rated else None,
+        "games": r.games,
+        "wins": r.wins,
+        "draws": r.draws,
+        "losses": r.losses,
+        "rated": r.rated,
+    }

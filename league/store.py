@@ -28,6 +28,7 @@ from league.records import (
     PlayerKind,
     PlayerRecord,
     ResultRecord,
+    Role,
 )
 
 SCHEMA_VERSION = 1
@@ -53,6 +54,12 @@ CREATE TABLE IF NOT EXISTS results (
     kind       TEXT NOT NULL CHECK (kind IN ('training', 'eval')),
     steps      INTEGER NOT NULL CHECK (steps >= 0),
     created_at REAL NOT NULL
+);
+-- The role of each learner lineage (records.Role); its snapshots share it. A table of
+-- its own, so databases from before roles existed gain it without a migration.
+CREATE TABLE IF NOT EXISTS roles (
+    lineage TEXT PRIMARY KEY REFERENCES players(id),
+    role    TEXT NOT NULL CHECK (role IN ('main', 'main_exploiter', 'league_exploiter'))
 );
 CREATE INDEX IF NOT EXISTS results_pair ON results (player_a, player_b);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
@@ -92,6 +99,12 @@ class LeagueStore:
         # Another writer (a second process on the same file) waits instead of failing.
         conn.execute("PRAGMA busy_timeout=5000")
         self._check_schema(conn)
+        # A database written before roles existed, opened read-only, has no roles table:
+        # every learner there is a main agent.
+        has_roles = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'roles'"
+        ).fetchone()
+        self._players_sql = _PLAYERS_SQL if has_roles else _PLAYERS_SQL_NO_ROLES
         return conn
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
@@ -112,36 +125,45 @@ class LeagueStore:
     # -- players -----------------------------------------------------------
 
     def add_player(
-        self, player_id: str, kind: PlayerKind, lineage: str = "", version: int = 0
+        self,
+        player_id: str,
+        kind: PlayerKind,
+        lineage: str = "",
+        version: int = 0,
+        role: Role = Role.MAIN,
     ) -> tuple[PlayerRecord, bool]:
-        """Inserts the player unless the id exists; returns (stored record, created)."""
+        """Inserts the player unless the id exists; returns (stored record, created).
+        `role` is stored for a new LEARNER (its lineage's role) and ignored otherwise."""
         with self._lock:
-            cur = self._conn.execute(
-                "INSERT OR IGNORE INTO players (id, kind, lineage, version, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (player_id, kind.value, lineage, version, time.time()),
-            )
-            created = cur.rowcount == 1
-            row = self._conn.execute(
-                "SELECT id, kind, lineage, version, created_at FROM players WHERE id = ?",
-                (player_id,),
-            ).fetchone()
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._conn.execute(
+                    "INSERT OR IGNORE INTO players (id, kind, lineage, version, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (player_id, kind.value, lineage, version, time.time()),
+                )
+                created = cur.rowcount == 1
+                if created and kind == PlayerKind.LEARNER:
+                    self._conn.execute(
+                        "INSERT OR IGNORE INTO roles (lineage, role) VALUES (?, ?)",
+                        (player_id, (role or Role.MAIN).value),
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            row = self._conn.execute(self._players_sql + " WHERE p.id = ?", (player_id,)).fetchone()
         return _player(row), created
 
     def get_player(self, player_id: str) -> PlayerRecord | None:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT id, kind, lineage, version, created_at FROM players WHERE id = ?",
-                (player_id,),
-            ).fetchone()
+            row = self._conn.execute(self._players_sql + " WHERE p.id = ?", (player_id,)).fetchone()
         return None if row is None else _player(row)
 
     def players(self) -> list[PlayerRecord]:
         """All players in registration order (oldest first)."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT id, kind, lineage, version, created_at FROM players ORDER BY rowid"
-            ).fetchall()
+            rows = self._conn.execute(self._players_sql + " ORDER BY p.rowid").fetchall()
         return [_player(r) for r in rows]
 
     # -- results -----------------------------------------------------------
@@ -171,14 +193,35 @@ class LeagueStore:
             ).fetchone()
         return applied, _result(row)
 
-    def results(self) -> list[ResultRecord]:
-        """All results in arrival order."""
+    def results(self, start: int = 0) -> list[ResultRecord]:
+        """All results in arrival order, from the `start`-th (0-based) on.
+
+        Results are never deleted, so the first `start` rows stay the same ones: a
+        reader that folds results in order can fetch only those it has not seen.
+        """
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
         with self._lock:
             rows = self._conn.execute(
                 "SELECT match_id, player_a, player_b, outcome, a_version, kind, steps, "
-                "created_at FROM results ORDER BY rowid"
+                "created_at FROM results ORDER BY rowid LIMIT -1 OFFSET ?",
+                (start,),
             ).fetchall()
         return [_result(r) for r in rows]
+
+    def results_after(self, rowid: int = 0) -> list[tuple[int, ResultRecord]]:
+        """Results stored after `rowid`, in arrival order, each with its rowid.
+
+        Results are only ever appended, so a reader that polls (the dashboard) can
+        follow the table by passing the last rowid it saw instead of rereading it all.
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rowid, match_id, player_a, player_b, outcome, a_version, kind, steps, "
+                "created_at FROM results WHERE rowid > ? ORDER BY rowid",
+                (rowid,),
+            ).fetchall()
+        return [(int(r[0]), _result(r[1:])) for r in rows]
 
     def result_count(self) -> int:
         with self._lock:
@@ -205,9 +248,20 @@ class LeagueStore:
         return {(a, b): Tally(int(w), int(d), int(lo)) for a, b, w, d, lo in rows}
 
 
+_PLAYERS_SQL = (
+    "SELECT p.id, p.kind, p.lineage, p.version, p.created_at, COALESCE(r.role, '') "
+    "FROM players p LEFT JOIN roles r ON r.lineage = p.lineage"
+)
+_PLAYERS_SQL_NO_ROLES = "SELECT p.id, p.kind, p.lineage, p.version, p.created_at, '' FROM players p"
+
+
 def _player(row: tuple) -> PlayerRecord:
-    pid, kind, lineage, version, created_at = row
-    return PlayerRecord(pid, PlayerKind(kind), lineage, int(version), float(created_at))
+    pid, kind, lineage, version, created_at, role = row
+    kind = PlayerKind(kind)
+    # Learners stored before roles existed are main agents; builtins have no role.
+    if kind != PlayerKind.BUILTIN and not role:
+        role = Role.MAIN
+    return PlayerRecord(pid, kind, lineage, int(version), float(created_at), Role(role))
 
 
 def _result(row: tuple) -> ResultRecord:

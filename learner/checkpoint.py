@@ -23,8 +23,11 @@ CHECKPOINT_NAME = "learner.safetensors"
 
 
 def checkpoint_name(config: JobConfig, lineage: str) -> str:
-    """One checkpoint per learner: team games (env.teams) keep one per team."""
-    return f"learner-{lineage}.safetensors" if config.env.teams else CHECKPOINT_NAME
+    """One checkpoint per learner: "learner-{lineage}.safetensors", except the main agent of
+    a single-team job, whose name predates teams and exploiters."""
+    if config.env.teams or lineage != config.league.learner_player:
+        return f"learner-{lineage}.safetensors"
+    return CHECKPOINT_NAME
 
 
 class CheckpointError(RuntimeError):

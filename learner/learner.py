@@ -65,6 +65,8 @@ class LearnerCounters:
     chunks_trained: int = 0
     chunks_dropped_lag: int = 0
     chunks_rejected: int = 0
+    last_snapshot_version: int = 0  # snapshots count versions from here
+    resets: int = 0  # restarts from the seed weights (exploiters, after a snapshot)
 
 
 class Learner:
@@ -86,11 +88,14 @@ class Learner:
         self.config, self.run_dir = config, run_dir
         self.stream, self.weights, self.league = stream, weights, league
         self.player = lineage or config.league.learner_player
+        self.role = config.learners()[self.player].role
         self.stream_name = config.stream_name(self.player)
         self.device = pick_device(config.algorithm.device)
         torch.manual_seed(config.algorithm.seed)
         self.net = build_net(config.model, obs_dim, num_actions, continuous).to(self.device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.algorithm.lr, eps=1e-5)
+        # The seed weights exploiters restart from: the same seed rebuilds them on resume.
+        self._seed_state = {k: v.clone() for k, v in self.net.state_dict().items()}
+        self.optimizer = self._new_optimizer()
         self.generator = torch.Generator().manual_seed(config.algorithm.seed)
         self.spec = ChunkSpec(
             obs_dim=obs_dim,
@@ -104,6 +109,9 @@ class Learner:
         if resume:
             meta = load_checkpoint(self.checkpoint_path, self.net, self.optimizer)
             self.counters = LearnerCounters(**meta["counters"])
+            if "last_snapshot_version" not in meta["counters"]:  # saved before it existed
+                v, every = self.counters.version, config.league.snapshot_every_versions
+                self.counters.last_snapshot_version = v - v % every
             log.info("resumed from %s at version %d", self.checkpoint_path, self.counters.version)
         self._writer = None
         self._last_checkpoint = time.monotonic()
@@ -114,6 +122,16 @@ class Learner:
         self._chunks: list[TrajectoryChunk] = []
         # Policy lag of recently trained chunks (for the status line and benchmarks).
         self.lags: deque[int] = deque(maxlen=10_000)
+
+    def learning_rate(self) -> float:
+        """algorithm.lr, decayed linearly to 0 over algorithm.lr_anneal_steps (if set)."""
+        cfg = self.config.algorithm
+        if not cfg.lr_anneal_steps:
+            return cfg.lr
+        return cfg.lr * max(0.0, 1.0 - self.counters.steps_trained / cfg.lr_anneal_steps)
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.net.parameters(), lr=self.config.algorithm.lr, eps=1e-5)
 
     # -- weights, snapshots, checkpoints ------------------------------------------
     def publish(self) -> int:
@@ -135,7 +153,30 @@ class Learner:
         data = self.weights.get(self.player, version)
         if data is not None:
             atomic_write(self.run_dir / "snapshots" / f"{self.player}@v{version}.safetensors", data)
-        return self.league.register_snapshot(self.player, version)
+        player_id = self.league.register_snapshot(self.player, version)
+        self.counters.last_snapshot_version = version
+        return player_id
+
+    def maybe_snapshot(self) -> None:
+        """Asks the league whether this lineage is due for a snapshot (every
+        `snapshot_every_versions`, or earlier when it beats its opponents; asked every
+        tenth of that so the question costs one call per several updates) and restarts
+        from the seed weights when the league says so (exploiters)."""
+        every = self.config.league.snapshot_every_versions
+        since = self.counters.version - self.counters.last_snapshot_version
+        if since < every and since % max(1, every // 10):
+            return
+        advice = self.league.snapshot_due(self.player, since, every)
+        if not advice.due:
+            return
+        snapshot = self.snapshot()
+        log.info("%s: snapshot %s (%s)", self.player, snapshot, advice.reason)
+        if advice.reset:
+            self.net.load_state_dict(self._seed_state)
+            self.optimizer = self._new_optimizer()
+            self.counters.resets += 1
+            self.publish()  # the restarted weights get a version of their own
+            self.counters.last_snapshot_version = self.counters.version
 
     def checkpoint(self) -> None:
         meta = {"counters": self.counters.__dict__, "config_job": self.config.job}
@@ -144,7 +185,7 @@ class Learner:
 
     def start(self) -> None:
         """Registers with the league and publishes the first (or resumed) weights."""
-        self.league.register_player(self.player, "learner")
+        self.league.register_player(self.player, "learner", role=self.role.value)
         self.stream.ensure_group()
         # Versions only grow, also across restarts with a fresh or kept Redis.
         self.weights.ensure_version_at_least(self.player, self.counters.version)
@@ -210,6 +251,9 @@ class Learner:
         t0 = time.perf_counter()
         batch = stack_chunks(chunks, self.device)
         self.net.train()
+        lr = self.learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         stats = update(self.net, self.optimizer, batch, self.config.algorithm, self.generator)
         steps = sum(c.num_steps for c in chunks)
         lags = [self.counters.version - c.policy_version for c in chunks]
@@ -221,8 +265,7 @@ class Learner:
         self.counters.chunks_trained += len(chunks)
         if self.counters.updates % self.config.algorithm.publish_every == 0:
             self.publish()
-            if self.counters.version % self.config.league.snapshot_every_versions == 0:
-                self.snapshot()
+            self.maybe_snapshot()
         now = time.perf_counter()
         elapsed = now - t0
         if self._last_update_end is not None:
@@ -235,6 +278,7 @@ class Learner:
                 "lag/mean": float(np.mean(lags)),
                 "lag/max": float(np.max(lags)),
                 "throughput/update_seconds": elapsed,
+                "lr": lr,
                 "version": float(self.counters.version),
             }
         )

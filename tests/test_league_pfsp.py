@@ -113,3 +113,60 @@ def test_teams_draw_opponents_from_the_other_lineage(tmp_path: Path) -> None:
             assert err.value.code == "INVALID_ARGUMENT"
     finally:
         server.stop(0)
+
+
+def test_builtin_fraction_is_a_floor_for_builtins(tmp_path: Path) -> None:
+    """30% self-play, 40% builtins alone, 30% PFSP-uniform over builtins and snapshots:
+    with 1 builtin among 9 frozen players it gets 0.4 + 0.3/9 of all games."""
+    server = _serve(tmp_path, self_play_fraction=0.3, builtin_fraction=0.4)
+    try:
+        with LeagueClient(server.address, TOKEN) as client:
+            client.register_player("main")
+            for v in range(1, 9):
+                client.register_snapshot("main", v)
+            counts = Counter(client.sample_opponent("main").player_b for _ in range(N))
+    finally:
+        server.stop(0)
+    for opponent, p in (("main", 0.3), ("random", 0.4 + 0.3 / 9), ("main@v1", 0.3 / 9)):
+        sd = math.sqrt(p * (1 - p) / N)
+        assert abs(counts[opponent] / N - p) < 4 * sd, (opponent, counts)
+
+
+def test_fractions_over_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="at most 1"):
+        LeagueSettings(self_play_fraction=0.7, builtin_fraction=0.4)
+
+
+def test_five_sampling_follows_quality_scores_and_survives_a_restart(tmp_path: Path) -> None:
+    """OpenAI Five: past players drawn by softmax(q); each learner win over player i
+    lowers q_i by 0.01 / (N p_i); the scores are replayed from the database on restart."""
+    settings = {"self_play_fraction": 0.0, "opponent_sampling": "five"}
+    server = _serve(tmp_path, **settings)
+    with LeagueClient(server.address, TOKEN) as client:
+        client.register_player("main")
+        client.register_snapshot("main", 1)
+        client.register_snapshot("main", 2)
+        _report_record(client, "main", "main@v1", 30, 0)  # main keeps beating v1
+        _report_record(client, "main", "main@v2", 0, 10)  # ... and losing to v2
+        live = Counter(client.sample_opponent("main").player_b for _ in range(N))
+    server.stop(0)
+    # The same updates by hand: pool (random, v1, v2), all starting at 0.
+    q = {"random": 0.0, "main@v1": 0.0, "main@v2": 0.0}
+    for _ in range(30):
+        exps = {k: math.exp(v) for k, v in q.items()}
+        p_v1 = exps["main@v1"] / sum(exps.values())
+        q["main@v1"] -= 0.01 / (3 * p_v1)
+    total = sum(math.exp(v) for v in q.values())
+    expected = {k: math.exp(v) / total for k, v in q.items()}
+    assert expected["main@v1"] < 0.3  # from 1/3: many standard errors at N draws
+
+    server = _serve(tmp_path, **settings)  # scores come back from the stored results
+    try:
+        with LeagueClient(server.address, TOKEN) as client:
+            counts = Counter(client.sample_opponent("main").player_b for _ in range(N))
+    finally:
+        server.stop(0)
+    for opponent, p in expected.items():
+        sd = math.sqrt(p * (1 - p) / N)
+        for drawn in (live, counts):
+            assert abs(drawn[opponent] / N - p) < 4 * sd, (opponent, drawn, expected)

@@ -250,7 +250,7 @@ def test_team_game_trains_one_policy_per_team(
         learners[team].start()
         pools[team] = PolicyPool(store, team, cfg.model, spec.obs_dim, spec.num_actions)
         pools[team].wait_for_learner(5.0)
-    link = LeagueLink(league, list(teams), prefetch=4, eval_retry_s=0.0)
+    link = LeagueLink(league, list(teams), prefetch=4, eval_retry_s=0.0, teams=True)
     worker = RolloutWorker(cfg, "actor-test", pools, streams, link, seed=0)
     # Eval matches need a frozen player on each side (a snapshot, or random), prefetched
     # by the link's thread: play rounds until one came (bounded, not timed).
