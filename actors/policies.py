@@ -4,6 +4,7 @@ frozen league players (snapshots), all built from validated safetensors payloads
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict, deque
 
@@ -43,8 +44,12 @@ class PolicyPool:
         self.learner_version = 0
         self._cache: OrderedDict[int, PolicyValueNet] = OrderedDict()
         self._cache_size = cache_size
-        # publish -> adopt delays of recent versions, for latency stats
+        # publish -> adopt delays of recent versions, for latency stats (the first
+        # adoption, at start-up, is left out: it measures how late the actor started)
         self.adopt_times_s: deque[float] = deque(maxlen=1000)
+        # Versions never acted with: published while an older one was still in use and
+        # replaced before the next poll (their delay is not in adopt_times_s).
+        self.versions_skipped = 0
 
     def _load(self, net: PolicyValueNet, data: bytes) -> tuple[int, dict[str, str]]:
         tensors, version, meta = decode_weights(data, self._expected)
@@ -61,6 +66,8 @@ class PolicyPool:
             return False
         version, data = got
         _, meta = self._load(self.learner, data)
+        if self.learner_version:
+            self.versions_skipped += max(0, version - self.learner_version - 1)
         self.learner_version = version
         published = float(meta.get("published_unix", "nan"))
         if published == published:  # not NaN
@@ -71,6 +78,29 @@ class PolicyPool:
         self._store.wait_for_version(self.lineage, 1, timeout_s)
         if not self.refresh_learner():
             raise RuntimeError(f"no weights published for {self.lineage!r} within {timeout_s}s")
+        self.adopt_times_s.clear()  # start-up, not adoption latency
+
+    def adoption_stats(self) -> dict[str, float | int | None]:
+        """Publish -> adopt delays of the last (up to) 1000 versions this pool adopted, in
+        ms: count, p50, p99, max, mean; plus versions skipped in total. The delay covers
+        the learner's encode and Redis write, the wait for this actor's next weight poll
+        (actors.weight_poll_seconds, checked once per vector step) and fetch + load."""
+        delays = sorted(self.adopt_times_s)  # a copy: the actor thread keeps appending
+
+        def pct(q: float) -> float | None:
+            if not delays:
+                return None
+            # nearest rank: the smallest delay with at least q of them at or below it
+            return round(1000 * delays[max(0, math.ceil(q * len(delays)) - 1)], 2)
+
+        return {
+            "count": len(delays),
+            "p50_ms": pct(0.5),
+            "p99_ms": pct(0.99),
+            "max_ms": round(1000 * delays[-1], 2) if delays else None,
+            "mean_ms": round(1000 * sum(delays) / len(delays), 2) if delays else None,
+            "versions_skipped": self.versions_skipped,
+        }
 
     def frozen(self, player_id: str) -> PolicyValueNet | None:
         """The net of a frozen snapshot; None for the builtin random player."""

@@ -73,7 +73,7 @@ class RolloutActor:
             stats = self.worker.run(self._stop.is_set)
         finally:
             self.link.close()  # every finished game's result reaches the league
-        return {**self._identity(), **asdict(stats)}
+        return {**self._identity(), **asdict(stats), "weight_adoption": self._adoption()}
 
     def stop(self) -> None:
         self._stop.set()
@@ -96,4 +96,9 @@ class RolloutActor:
             **self._identity(),
             "version": min(p.learner_version for p in self.worker.pools.values()),
             **asdict(self.worker.stats),
+            "weight_adoption": self._adoption(),
         }
+
+    def _adoption(self) -> dict[str, dict[str, Any]]:
+        """Per lineage: publish -> adopt delays of the learner's weights (PolicyPool)."""
+        return {lineage: pool.adoption_stats() for lineage, pool in self.worker.pools.items()}

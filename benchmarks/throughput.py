@@ -1,12 +1,18 @@
-"""Raw env stepping vs the end-to-end rate the learner consumes, side by side in one run.
+"""Raw env stepping vs our actors vs the end-to-end job, side by side in one run.
 
     python benchmarks/throughput.py --config configs/connect_four.yaml --seconds 60
+    python benchmarks/throughput.py --config configs/sumo_disc.yaml --seconds 60
 
-(a) raw: the bare PettingZoo env on one core, uniformly random legal actions, no
-    learning, no inference, no transport: the ceiling for one actor process.
-(b) end to end: `selfplay run` with the same config (embedded Redis, league, learner,
+(a) raw: the bare PettingZoo env on one core (AEC or parallel API, as the config says),
+    uniformly random (legal) actions, no learning, no inference, no transport: the
+    ceiling for one actor process; also the same through our `Game` adapter.
+(b) actors only: one RolloutWorker in this process with the config's envs, the real
+    league and Redis transport (chunks encoded and sent), the learner's initial weights
+    and no learner (a thread trims the stream so back-pressure never waits).
+(c) end to end: `selfplay run` with the same config (embedded Redis, league, learner,
     actors); rates are measured between the watcher's first and last samples, so
     start-up is excluded.
+(d) RLlib is measured by benchmarks/rllib_selfplay.py on the same config.
 Prints one JSON object on stdout and a readable table on stderr.
 """
 
@@ -28,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cluster.config import JobConfig, load_config  # noqa: E402
 from cluster.launcher import run_job  # noqa: E402
+from cluster.nets import random_legal_actions  # noqa: E402
 from envs.pettingzoo_adapter import Game  # noqa: E402
 
 
@@ -50,6 +57,97 @@ def raw_pettingzoo_rate(config: JobConfig, seconds: float, seed: int = 0) -> flo
     return steps / (time.perf_counter() - start)
 
 
+def raw_parallel_rate(config: JobConfig, seconds: float, seed: int = 0) -> float:
+    """Agent steps/s of the bare parallel env with uniform random actions (every agent
+    acting is one env step, as our counters count)."""
+    module = importlib.import_module(config.env.name.partition(":")[0])
+    env = module.parallel_env(**config.env.kwargs)
+    rng = np.random.default_rng(seed)
+    spaces = {a: env.action_space(a) for a in env.possible_agents}
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        env.reset(seed=int(rng.integers(2**31)))
+        while env.agents:
+            actions = {
+                a: rng.uniform(spaces[a].low, spaces[a].high).astype(spaces[a].dtype)
+                if hasattr(spaces[a], "low")
+                else int(rng.integers(spaces[a].n))
+                for a in env.agents
+            }
+            env.step(actions)
+            steps += len(actions)
+    return steps / (time.perf_counter() - start)
+
+
+def actors_only_rate(config: JobConfig, seconds: float) -> float:
+    """(b): env steps/s of one RolloutWorker with real transport and league, no learner."""
+    import secrets
+    import threading
+
+    import torch
+
+    from actors.league_link import LeagueLink
+    from actors.policies import PolicyPool
+    from actors.rollout import RolloutWorker
+    from cluster.codec import encode_weights
+    from cluster.nets import build_net
+    from cluster.redis import EmbeddedRedis, connect
+    from cluster.streams import TrajectoryStream
+    from cluster.weights import WeightStore
+    from league.client import LeagueClient
+    from league.server import LeagueServer, LeagueSettings
+
+    torch.set_num_threads(config.actors.torch_threads)  # as the Ray actor does
+    lineage = config.league.learner_player
+    spec = Game(config.env.name, config.env.api, config.env.kwargs).spec
+    token = secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as endpoint:
+        settings = LeagueSettings(
+            self_play_fraction=config.league.self_play_fraction,
+            builtins=config.league.builtins,
+            seed=0,
+        )
+        server = LeagueServer(Path(tmp) / "league.db", token=token, settings=settings)
+        server.start()
+        client = connect(endpoint)
+        league = LeagueClient(server.address, token)
+        league.register_player(lineage)
+        store = WeightStore(client, config.job)
+        net = build_net(config.model, spec.obs_dim, spec.num_actions, spec.continuous)
+        state = {k: v.detach() for k, v in net.state_dict().items()}
+        version = store.next_version(lineage)
+        store.publish(lineage, encode_weights(state, version, {}), expected_version=version)
+        stream = TrajectoryStream(client, config.job, config.transport.max_stream_length)
+        pool = PolicyPool(
+            store, lineage, config.model, spec.obs_dim, spec.num_actions, spec.continuous
+        )
+        pool.wait_for_learner(10.0)
+        link = LeagueLink(league, lineage, prefetch=config.actors.envs_per_actor)
+        worker = RolloutWorker(config, "bench-actor", pool, stream, link, seed=0)
+        done = threading.Event()
+
+        def drain() -> None:  # stands in for a learner that keeps up instantly
+            while not done.is_set():
+                client.xtrim(stream.key, maxlen=0)
+                time.sleep(0.02)
+
+        drainer = threading.Thread(target=drain, daemon=True)
+        drainer.start()
+        try:
+            worker.run(lambda: False, max_steps=20)  # warm-up: caches, first matches
+            start, steps0 = time.perf_counter(), worker.stats.env_steps
+            deadline = start + seconds
+            worker.run(lambda: time.perf_counter() >= deadline)
+            rate = (worker.stats.env_steps - steps0) / (time.perf_counter() - start)
+        finally:
+            done.set()
+            drainer.join()
+            link.close()
+            league.close()
+            server.stop(0)
+    return rate
+
+
 def adapter_rate(config: JobConfig, seconds: float, seed: int = 0) -> float:
     """The same through our `Game` adapter (observation flattening, masks, rewards)."""
     game = Game(config.env.name, config.env.api, config.env.kwargs)
@@ -58,10 +156,13 @@ def adapter_rate(config: JobConfig, seconds: float, seed: int = 0) -> float:
     while time.perf_counter() - start < seconds:
         game.reset(seed=int(rng.integers(2**31)))
         while not game.done:
-            actions = {}
+            actions: dict[str, int | np.ndarray] = {}
             for agent in game.to_act():
                 _, mask = game.observe(agent)
-                actions[agent] = int(rng.choice(np.flatnonzero(mask)))
+                spec = game.teams[game.team_of[agent]]
+                masks = None if mask is None else mask[None]
+                action = random_legal_actions(masks, spec.num_actions, rng, 1, spec.continuous)
+                actions[agent] = action[0] if spec.continuous else int(action[0])
             game.step(actions)
             steps += len(actions)
     return steps / (time.perf_counter() - start)
@@ -76,10 +177,14 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config, args.overrides)
 
-    raw = raw_pettingzoo_rate(config, args.raw_seconds)
+    parallel = config.env.api == "parallel"
+    raw_fn = raw_parallel_rate if parallel else raw_pettingzoo_rate
+    raw = raw_fn(config, args.raw_seconds)
     adapted = adapter_rate(config, args.raw_seconds)
+    actors_only = actors_only_rate(config, args.raw_seconds * 2)
     with tempfile.TemporaryDirectory() as tmp:
-        summary = run_job(config, Path(tmp) / "run", args.seconds / 60, progress_every_s=5.0)
+        run_config = load_config(args.config, [*args.overrides, "dashboard.enabled=false"])
+        summary = run_job(run_config, Path(tmp) / "run", args.seconds / 60, progress_every_s=5.0)
     e2e = summary.throughput
     result = {
         "config": args.config,
@@ -88,21 +193,23 @@ def main() -> None:
         "envs_per_actor": config.actors.envs_per_actor,
         "raw_env_steps_per_s_1core": round(raw, 1),
         "adapter_env_steps_per_s_1core": round(adapted, 1),
+        "actors_only_env_steps_per_s": round(actors_only, 1),
         "e2e_env_steps_per_s": e2e.get("env_steps_per_s"),
         "e2e_learner_steps_per_s": e2e.get("learner_steps_per_s"),
         "e2e_window_seconds": e2e.get("window_seconds"),
         "ratio_e2e_env_to_raw": round(e2e.get("env_steps_per_s", 0.0) / raw, 3),
     }
     rows = [
-        ("raw PettingZoo, random legal moves (1 core)", raw),
-        ("our Game adapter, random legal moves (1 core)", adapted),
+        (f"raw PettingZoo ({'parallel' if parallel else 'AEC'}), random actions (1 core)", raw),
+        ("our Game adapter, random actions (1 core)", adapted),
+        ("our actor only: inference, chunks, Redis, league", actors_only),
         ("end to end: env steps played by actors", e2e.get("env_steps_per_s", 0.0)),
         ("end to end: steps consumed by the learner", e2e.get("learner_steps_per_s", 0.0)),
     ]
     for name, rate in rows:
-        print(f"{name:<48} {rate:>10,.0f} steps/s", file=sys.stderr)
+        print(f"{name:<52} {rate:>10,.0f} steps/s", file=sys.stderr)
     print(
-        f"{'ratio end-to-end env / raw':<48} {result['ratio_e2e_env_to_raw']:>10.3f}",
+        f"{'ratio end-to-end env / raw':<52} {result['ratio_e2e_env_to_raw']:>10.3f}",
         file=sys.stderr,
     )
     print(json.dumps(result))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +122,8 @@ class Learner:
         self._chunks: list[TrajectoryChunk] = []
         # Policy lag of recently trained chunks (for the status line and benchmarks).
         self.lags: deque[int] = deque(maxlen=10_000)
+        # Every trained chunk's lag since start (this incarnation): lag -> chunks.
+        self.lag_counts: Counter[int] = Counter()
 
     def learning_rate(self) -> float:
         """algorithm.lr, decayed linearly to 0 over algorithm.lr_anneal_steps (if set)."""
@@ -129,6 +131,12 @@ class Learner:
         if not cfg.lr_anneal_steps:
             return cfg.lr
         return cfg.lr * max(0.0, 1.0 - self.counters.steps_trained / cfg.lr_anneal_steps)
+
+    def lag_histogram(self) -> dict[int, int]:
+        """Policy lag (learner version at training time - the chunk's oldest version) ->
+        chunks trained with it, since this learner started; dropped chunks (lag over
+        transport.max_policy_lag) are not in it (counters.chunks_dropped_lag)."""
+        return dict(sorted(self.lag_counts.items()))
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.net.parameters(), lr=self.config.algorithm.lr, eps=1e-5)
@@ -258,6 +266,7 @@ class Learner:
         steps = sum(c.num_steps for c in chunks)
         lags = [self.counters.version - c.policy_version for c in chunks]
         self.lags.extend(lags)
+        self.lag_counts.update(lags)
         # Acknowledge only now that the update that used the chunks is done.
         self.stream.ack(ids, "consumed", steps_per_id=[c.num_steps for c in chunks])
         self.counters.updates += 1

@@ -56,7 +56,8 @@ class LearnerActor:
         self._stop = threading.Event()
 
     def run(self) -> dict[str, Any]:
-        return asdict(self.learner.run(self._stop.is_set))
+        counters = asdict(self.learner.run(self._stop.is_set))
+        return {**counters, "lag_histogram": self.learner.lag_histogram()}
 
     def stop(self) -> None:
         self._stop.set()
@@ -67,4 +68,5 @@ class LearnerActor:
             **asdict(self.learner.counters),
             "device": str(self.learner.device),
             "lag_median": float(np.median(lags)) if lags else None,
+            "lag_histogram": self.learner.lag_histogram(),
         }
