@@ -1,6 +1,6 @@
 """RUN/status.json: the running job's latest progress sample.
 
-`selfplay run`'s watcher (launcher.py) rewrites it every progress sample (15 s), so
+`selfplay run`'s watcher (watcher.py) rewrites it every progress sample (15 s), so
 anything outside the job can see how it is doing without Ray or Redis: the league
 dashboard (league/dashboard.py) reads it, and so can `jq` or a later `selfplay status`.
 It is replaced atomically (written to a temporary file, fsynced, `os.replace`d), so a
