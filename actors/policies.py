@@ -8,6 +8,9 @@ import math
 import time
 from collections import OrderedDict, deque
 
+import torch
+
+from actors.inference import Policy, inference_policy
 from cluster.codec import decode_weights, weights_spec
 from cluster.config import ModelConfig
 from cluster.nets import PolicyValueNet, build_net
@@ -44,6 +47,9 @@ class PolicyPool:
         self.learner_version = 0
         self._cache: OrderedDict[int, PolicyValueNet] = OrderedDict()
         self._cache_size = cache_size
+        # Inference copies (actors/inference.py), made on first use after each load.
+        self._learner_policy: Policy | None = None
+        self._frozen_policies: dict[int, Policy] = {}
         # publish -> adopt delays of recent versions, for latency stats (the first
         # adoption, at start-up, is left out: it measures how late the actor started)
         self.adopt_times_s: deque[float] = deque(maxlen=1000)
@@ -66,6 +72,7 @@ class PolicyPool:
             return False
         version, data = got
         _, meta = self._load(self.learner, data)
+        self._learner_policy = None
         if self.learner_version:
             self.versions_skipped += max(0, version - self.learner_version - 1)
         self.learner_version = version
@@ -120,5 +127,24 @@ class PolicyPool:
         self._load(net, data)
         self._cache[version] = net
         if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+            evicted, _ = self._cache.popitem(last=False)
+            self._frozen_policies.pop(evicted, None)
         return net
+
+    def learner_policy(self, generator: torch.Generator) -> Policy:
+        """The learner's latest weights for inference (actors/inference.py)."""
+        if self._learner_policy is None:
+            self._learner_policy = inference_policy(self.learner, generator)
+        return self._learner_policy
+
+    def frozen_policy(self, player_id: str, generator: torch.Generator) -> Policy:
+        """A frozen snapshot's network for inference; KeyError as for `frozen`."""
+        net = self.frozen(player_id)
+        if net is None:
+            raise KeyError(f"{player_id!r} has no network")
+        version = snapshot_version(player_id, self.lineage)
+        assert version is not None
+        policy = self._frozen_policies.get(version)
+        if policy is None:
+            policy = self._frozen_policies[version] = inference_policy(net, generator)
+        return policy

@@ -11,11 +11,12 @@ from dataclasses import asdict
 from typing import Any
 
 import ray
-import torch
 
+from actors.inference import limit_inference_threads
 from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
-from actors.rollout import RolloutWorker, new_actor_id
+from actors.rollout import new_actor_id
+from actors.vector_rollout import make_rollout_worker
 from cluster.config import JobConfig
 from cluster.redis import RedisEndpoint, connect
 from cluster.streams import TrajectoryStream
@@ -37,7 +38,7 @@ class RolloutActor:
     ):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         config = JobConfig.model_validate(config_data)
-        torch.set_num_threads(config.actors.torch_threads)
+        limit_inference_threads(config.actors.torch_threads)
         client = connect(redis)
         self.actor_id = new_actor_id(index)
         teams = Game(
@@ -63,7 +64,9 @@ class RolloutActor:
             prefetch=config.actors.envs_per_actor,
             teams=bool(config.env.teams),
         )
-        self.worker = RolloutWorker(config, self.actor_id, pools, streams, self.link, seed=seed)
+        self.worker = make_rollout_worker(
+            config, self.actor_id, pools, streams, self.link, seed=seed
+        )
         self._stop = threading.Event()
 
     def run(self, wait_for_weights_s: float = 120.0) -> dict[str, Any]:

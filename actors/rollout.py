@@ -22,7 +22,12 @@ Several learners share the actor, each with its own policy pool and trajectory s
   team. The training episodes of a game go to the lineages in turn; the league picks
   each one's opponent by its role (a main exploiter's is the main agent's latest
   learner, trained on too, like a team game's opponent).
-Each trained (lineage, agent) pair of a game has its own chunk track.
+Chunk tracks follow the learner, not the seat: a game has one track per agent a
+lineage can play in it, and the k-th agent a lineage plays in an episode (in agent
+order) writes to that lineage's track k, whichever seat it is. The learner alternates
+seats from episode to episode; per-seat tracks then filled only every other episode and
+their chunks went stale (sumo bug, 32 games: 6% of the chunks 3-8 versions behind, 2%
+dropped for lag).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -38,12 +44,13 @@ import numpy as np
 import torch
 
 from actors.chunking import ChunkBuilder
+from actors.inference import Policy
 from actors.league_link import LeagueLink, Report, ReportCounts
 from actors.policies import BUILTIN_RANDOM, PolicyPool
 from actors.scripted import SCRIPTED, scripted_action
 from cluster.codec import encode_chunk
 from cluster.config import JobConfig
-from cluster.nets import act, random_legal_actions
+from cluster.nets import random_legal_actions
 from cluster.streams import TrajectoryStream
 from envs.pettingzoo_adapter import Game
 from league.client import Match
@@ -78,8 +85,10 @@ class _Track:
 class _Slot:
     index: int  # position in the actor's vector
     game: Game
-    tracks: dict[Seat, _Track]  # (lineage, agent) -> the learner's decisions for it
+    tracks: dict[tuple[str, int], _Track]  # (lineage, k): its k-th trained agent's decisions
     seats: dict[str, Seat] = field(default_factory=dict)  # agent -> who plays it
+    # trained agent -> its track this episode (module docstring)
+    track_of: dict[str, tuple[str, int]] = field(default_factory=dict)
     trained: frozenset[str] = frozenset()  # agents whose decisions are training data
     owner: str = ""  # the lineage this training episode belongs to
     match_id: str = ""
@@ -126,39 +135,56 @@ class RolloutWorker:
         self.torch_gen = torch.Generator().manual_seed(seed)
         self.stats = RolloutStats(results=league.counts)
         self._outbox: dict[str, list[bytes]] = {lineage: [] for lineage in self.lineages}
-        env_cfg, actors = config.env, config.actors
-        self.slots: list[_Slot] = []
-        for i in range(actors.envs_per_actor):
-            game = Game(env_cfg.name, env_cfg.api, env_cfg.kwargs, config.team_prefixes())
-            # Each lineage's agents: its team's (team games) or all (exploiters).
-            seats = [
-                (lineage, agent)
-                for lineage, learning in learners.items()
-                for agent in game.teams[learning.team].agents
-            ]
-            # env_index numbers tracks, so (actor_id, env_index, sequence) is unique;
-            # actor ids carry a fresh suffix per incarnation.
-            tracks = {}
-            for j, (lineage, agent) in enumerate(seats):
-                spec = game.teams[learners[lineage].team]
-                tracks[(lineage, agent)] = _Track(
-                    ChunkBuilder(
-                        config.stream_name(lineage),
-                        actor_id,
-                        i * len(seats) + j,
-                        spec.obs_dim,
-                        spec.num_actions,
-                        actors.chunk_length,
-                        continuous=spec.continuous,
-                    )
-                )
-            self.slots.append(_Slot(index=i, game=game, tracks=tracks))
+        env_cfg = config.env
+        games = self._make_games(config.actors.envs_per_actor)
+        self.slots = [self._new_slot(i, game) for i, game in enumerate(games)]
         first = self.slots[0].game
         self.agents, self.team_of = first.agents, first.team_of
         self.specs = {lineage: first.teams[learning.team] for lineage, learning in learners.items()}
         self.learner_agents = env_cfg.learner_agents or self.agents
         self._teams = bool(env_cfg.teams)
         self._next_poll = 0.0
+
+    def _make_games(self, count: int) -> list[Game]:
+        """The actor's games: one PettingZoo env each."""
+        env_cfg = self.config.env
+        return [
+            Game(env_cfg.name, env_cfg.api, env_cfg.kwargs, self.config.team_prefixes())
+            for _ in range(count)
+        ]
+
+    def _new_slot(self, i: int, game: Game) -> _Slot:
+        """Slot i around `game`, with a chunk track per (lineage, agent) it can train."""
+        learners, config = self.config.learners(), self.config
+        # As many tracks per lineage as it has agents: its team's (team games) or all.
+        seats = [
+            (lineage, k)
+            for lineage, learning in learners.items()
+            for k in range(len(game.teams[learning.team].agents))
+        ]
+        # env_index numbers tracks, so (actor_id, env_index, sequence) is unique;
+        # actor ids carry a fresh suffix per incarnation.
+        tracks = {}
+        for j, (lineage, k) in enumerate(seats):
+            spec = game.teams[learners[lineage].team]
+            tracks[(lineage, k)] = _Track(
+                ChunkBuilder(
+                    config.stream_name(lineage),
+                    self.actor_id,
+                    i * len(seats) + j,
+                    spec.obs_dim,
+                    spec.num_actions,
+                    config.actors.chunk_length,
+                    continuous=spec.continuous,
+                )
+            )
+        return _Slot(index=i, game=game, tracks=tracks)
+
+    def _policy(self, pool: PolicyPool, key: str) -> Policy:
+        """The learner's (key LEARNER) or a frozen player's policy for inference."""
+        if key == LEARNER:
+            return pool.learner_policy(self.torch_gen)
+        return pool.frozen_policy(key, self.torch_gen)
 
     @property
     def pool(self) -> PolicyPool:
@@ -186,6 +212,13 @@ class RolloutWorker:
             else:
                 self._seat_one_team(slot, slot.owner, match)
         slot.trained = frozenset(a for a, seat in slot.seats.items() if seat[1] == LEARNER)
+        taken: Counter[str] = Counter()
+        slot.track_of = {}
+        for agent in self.agents:
+            if agent in slot.trained:
+                lineage = slot.seats[agent][0]
+                slot.track_of[agent] = (lineage, taken[lineage])
+                taken[lineage] += 1
         slot.match_id, slot.kind = match.match_id, match.kind
         slot.game.reset(seed=int(self.rng.integers(2**31)))
 
@@ -246,7 +279,7 @@ class RolloutWorker:
     def _finish_episode(self, slot: _Slot) -> None:
         for agent in slot.trained:
             lineage = slot.seats[agent][0]
-            track = slot.tracks[(lineage, agent)]
+            track = slot.tracks[slot.track_of[agent]]
             if track.pending is not None:
                 self._close_transition(lineage, track, done=True, next_obs=None)
         (agents_a, player_a), (agents_b, player_b) = slot.side_a, slot.side_b
@@ -310,13 +343,13 @@ class RolloutWorker:
                     scripted_action(key, s_.game, agent, o, self.rng) for s_, agent, o, _ in rows
                 ]
             else:
-                net = pool.learner if key == LEARNER else pool.frozen(key)
-                chosen, logp, values = act(net, obs, masks, self.torch_gen)
+                policy = self._policy(pool, key)
+                chosen, logp, values = policy.act(obs, masks, self.rng)
             for j, (slot, agent, o, m) in enumerate(rows):
                 a = chosen[j] if spec.continuous else int(chosen[j])
                 actions.setdefault(id(slot), {})[agent] = a
                 if key == LEARNER and agent in slot.trained:
-                    track = slot.tracks[(lineage, agent)]
+                    track = slot.tracks[slot.track_of[agent]]
                     if track.pending is not None:
                         self._close_transition(lineage, track, done=False, next_obs=o)
                     track.pending = _Pending(
@@ -331,7 +364,7 @@ class RolloutWorker:
             slot.steps += len(chosen)
             self.stats.env_steps += len(chosen)
             for agent in slot.trained:
-                pending = slot.tracks[(slot.seats[agent][0], agent)].pending
+                pending = slot.tracks[slot.track_of[agent]].pending
                 if pending is not None:
                     pending.reward += rewards[agent]
             if slot.game.done:

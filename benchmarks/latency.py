@@ -18,9 +18,12 @@ poll interval in `--polls` ("default" = the config's `actors.weight_poll_seconds
     published and superseded between two polls are never acted with and are counted as
     `versions_skipped` (they have no delay of their own). Percentiles are over each
     actor's last 1000 adoptions; with several actors the worst actor's are reported.
-(b) policy lag of the chunks the learner trained on: learner version at training time
-    minus the chunk's oldest policy version, as a histogram over the whole run (learner
-    `lag_histogram`), with its median, p90 and max; chunks dropped for lag (over
+(b) policy lag of what the learner trained on, learner version at training time minus
+    the behaviour version, as histograms over the whole run: per trained step, each
+    step's own behaviour version (learner `step_lag_histogram`, Sample Factory's
+    per-sample lag; the target is read on this one), and per chunk, its oldest step's
+    (`lag_histogram`, an upper bound: a chunk's steps span the versions published while
+    it filled), each with median, p90 and max; chunks dropped for lag (over
     `transport.max_policy_lag`) are not in it and are reported beside it, as are the
     versions published (`versions_per_s_incl_startup` divides them by the whole run,
     start-up included) and the steady-state learner steps/s.
@@ -76,11 +79,12 @@ def histogram_quantile(histogram: Mapping[int | str, int], q: float) -> int | No
 
 
 def lag_summary(histogram: Mapping[int | str, int]) -> dict[str, Any]:
-    """Chunks, median, p90, max, mean and the share at lag <= 1 of a lag histogram."""
+    """Count, median, p90, max, mean and the share at lag <= 1 of a lag histogram (of
+    chunks or of steps)."""
     counts = {int(k): int(n) for k, n in histogram.items() if int(n) > 0}
     total = sum(counts.values())
     return {
-        "chunks": total,
+        "count": total,
         "median": histogram_quantile(counts, 0.5),
         "p90": histogram_quantile(counts, 0.9),
         "max": max(counts) if counts else None,
@@ -119,13 +123,15 @@ def summarize(summary: Mapping[str, Any], poll_s: float) -> dict[str, Any]:
         seconds = float(summary.get("seconds") or 0.0)
         lags[lineage] = {
             **lag_summary(st.get("lag_histogram", {})),
+            "per_step": lag_summary(st.get("step_lag_histogram", {})),
             "chunks_dropped_lag": int(streams.get(lineage, {}).get("chunks_dropped_lag", 0)),
             "versions": int(st.get("version", 0)),
             "versions_per_s_incl_startup": round(int(st.get("version", 0)) / seconds, 2)
             if seconds
             else None,
         }
-    medians = [v["median"] for v in lags.values() if v["median"] is not None]
+    step_lags = [v["per_step"] for v in lags.values()]
+    medians = [lag["median"] for lag in step_lags if lag["median"] is not None]
     p99 = worst["p99_ms"]
     return {
         "weight_poll_seconds": poll_s,
@@ -166,24 +172,28 @@ def print_table(runs: list[dict[str, Any]]) -> None:
 
     print(
         f"\n{'poll s':>7}{'adoptions':>10}{'skipped':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
-        f"{'lag med':>8}{'p90':>5}{'max':>5}{'<=1':>7}{'dropped':>8}{'ver/s':>7}{'steps/s':>9}",
+        f"{'step lag med':>13}{'p90':>5}{'<=1':>7}{'chunk lag med':>14}{'p90':>5}{'max':>5}"
+        f"{'dropped':>8}{'ver/s':>7}{'steps/s':>9}",
         file=sys.stderr,
     )
     for run in runs:
         a = run["adoption"]
         for lineage, lag in run["policy_lag"].items():
             name = "" if len(run["policy_lag"]) == 1 else f"  {lineage}"
-            share = "-" if lag["share_le_1"] is None else f"{lag['share_le_1']:.0%}"
+            step = lag["per_step"]
+            share = "-" if step["share_le_1"] is None else f"{step['share_le_1']:.0%}"
             print(
                 f"{run['weight_poll_seconds']:>7}{a['adoptions']:>10}{a['versions_skipped']:>9}"
                 f"{ms(a['worst_actor_p50_ms']):>9}{ms(a['worst_actor_p99_ms']):>9}"
-                f"{ms(a['worst_actor_max_ms']):>9}{str(lag['median']):>8}{str(lag['p90']):>5}"
-                f"{str(lag['max']):>5}{share:>7}{lag['chunks_dropped_lag']:>8}"
+                f"{ms(a['worst_actor_max_ms']):>9}{str(step['median']):>13}{str(step['p90']):>5}"
+                f"{share:>7}{str(lag['median']):>14}{str(lag['p90']):>5}"
+                f"{str(lag['max']):>5}{lag['chunks_dropped_lag']:>8}"
                 f"{str(lag['versions_per_s_incl_startup']):>7}"
                 f"{run['throughput'].get('learner_steps_per_s', 0):>9,.0f}{name}",
                 file=sys.stderr,
             )
-            print(f"{'':>7}lag histogram (versions: chunks) {lag['histogram']}", file=sys.stderr)
+            print(f"{'':>7}per step (versions: steps) {step['histogram']}", file=sys.stderr)
+            print(f"{'':>7}per chunk (versions: chunks) {lag['histogram']}", file=sys.stderr)
         if a["adoptions"] < 30:
             print(
                 f"{'':>7}only {a['adoptions']} adoptions: too few for a p99 (start-up counts "
@@ -191,7 +201,7 @@ def print_table(runs: list[dict[str, Any]]) -> None:
                 file=sys.stderr,
             )
     print(
-        f"targets: adoption p99 < {TARGET_ADOPT_P99_MS:.0f} ms; median policy lag <= "
+        f"targets: adoption p99 < {TARGET_ADOPT_P99_MS:.0f} ms; median policy lag per step <= "
         f"{TARGET_LAG_MEDIAN:.0f} version (default settings)",
         file=sys.stderr,
     )

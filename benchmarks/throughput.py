@@ -5,10 +5,13 @@
 
 (a) raw: the bare PettingZoo env on one core (AEC or parallel API, as the config says),
     uniformly random (legal) actions, no learning, no inference, no transport: the
-    ceiling for one actor process; also the same through our `Game` adapter.
-(b) actors only: one RolloutWorker in this process with the config's envs, the real
+    ceiling for one actor process; also the same through our `Game` adapter, and, for an
+    env with a batched implementation (sumo's `vector_env`), that one with the actor's
+    number of games per call (the ceiling of the batched rollout worker).
+(b) actors only: one rollout worker in this process with the config's envs, the real
     league and Redis transport (chunks encoded and sent), the learner's initial weights
-    and no learner (a thread trims the stream so back-pressure never waits).
+    and no learner (a thread trims the stream so back-pressure never waits): the worker
+    the job would use and, where that is the batched one, also the per-game dict worker.
 (c) end to end: `selfplay run` with the same config (embedded Redis, league, learner,
     actors); rates are measured between the watcher's first and last samples, so
     start-up is excluded.
@@ -32,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from actors.vector_rollout import vector_factory  # noqa: E402
 from cluster.config import JobConfig, load_config  # noqa: E402
 from cluster.launcher import run_job  # noqa: E402
 from cluster.nets import random_legal_actions  # noqa: E402
@@ -79,16 +83,32 @@ def raw_parallel_rate(config: JobConfig, seconds: float, seed: int = 0) -> float
     return steps / (time.perf_counter() - start)
 
 
+def raw_vector_rate(config: JobConfig, seconds: float, seed: int = 0) -> float:
+    """Agent steps/s of the env's batched implementation with the actor's number of
+    games, uniform random actions in [-1, 1] (every agent of every game acts per call)."""
+    factory = vector_factory(config)
+    assert factory is not None
+    vec = factory(config.actors.envs_per_actor, seed=seed, **config.env.kwargs)
+    rng = np.random.default_rng(seed)
+    shape = (vec.num_envs, 2, vec.act_dim)
+    vec.reset()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(50):
+            vec.step(rng.uniform(-1.0, 1.0, shape).astype(np.float32))
+        steps += 50 * 2 * vec.num_envs
+    return steps / (time.perf_counter() - start)
+
+
 def actors_only_rate(config: JobConfig, seconds: float) -> float:
-    """(b): env steps/s of one RolloutWorker with real transport and league, no learner."""
+    """(b): env steps/s of one rollout worker with real transport and league, no learner."""
     import secrets
     import threading
 
-    import torch
-
+    from actors.inference import limit_inference_threads
     from actors.league_link import LeagueLink
     from actors.policies import PolicyPool
-    from actors.rollout import RolloutWorker
+    from actors.vector_rollout import make_rollout_worker
     from cluster.codec import encode_weights
     from cluster.nets import build_net
     from cluster.redis import EmbeddedRedis, connect
@@ -97,7 +117,7 @@ def actors_only_rate(config: JobConfig, seconds: float) -> float:
     from league.client import LeagueClient
     from league.server import LeagueServer, LeagueSettings
 
-    torch.set_num_threads(config.actors.torch_threads)  # as the Ray actor does
+    limit_inference_threads(config.actors.torch_threads)  # as the Ray actor does
     lineage = config.league.learner_player
     spec = Game(config.env.name, config.env.api, config.env.kwargs).spec
     token = secrets.token_urlsafe(16)
@@ -123,7 +143,7 @@ def actors_only_rate(config: JobConfig, seconds: float) -> float:
         )
         pool.wait_for_learner(10.0)
         link = LeagueLink(league, lineage, prefetch=config.actors.envs_per_actor)
-        worker = RolloutWorker(config, "bench-actor", pool, stream, link, seed=0)
+        worker = make_rollout_worker(config, "bench-actor", pool, stream, link, seed=0)
         done = threading.Event()
 
         def drain() -> None:  # stands in for a learner that keeps up instantly
@@ -181,7 +201,11 @@ def main() -> None:
     raw_fn = raw_parallel_rate if parallel else raw_pettingzoo_rate
     raw = raw_fn(config, args.raw_seconds)
     adapted = adapter_rate(config, args.raw_seconds)
+    batched = vector_factory(config) is not None
+    raw_batched = raw_vector_rate(config, args.raw_seconds) if batched else None
     actors_only = actors_only_rate(config, args.raw_seconds * 2)
+    per_game_config = load_config(args.config, [*args.overrides, "actors.vector_env=false"])
+    actors_per_game = actors_only_rate(per_game_config, args.raw_seconds * 2) if batched else None
     with tempfile.TemporaryDirectory() as tmp:
         run_config = load_config(args.config, [*args.overrides, "dashboard.enabled=false"])
         summary = run_job(run_config, Path(tmp) / "run", args.seconds / 60, progress_every_s=5.0)
@@ -193,16 +217,25 @@ def main() -> None:
         "envs_per_actor": config.actors.envs_per_actor,
         "raw_env_steps_per_s_1core": round(raw, 1),
         "adapter_env_steps_per_s_1core": round(adapted, 1),
+        "raw_batched_env_steps_per_s_1core": None if raw_batched is None else round(raw_batched, 1),
         "actors_only_env_steps_per_s": round(actors_only, 1),
+        "actors_only_per_game_env_steps_per_s": (
+            None if actors_per_game is None else round(actors_per_game, 1)
+        ),
         "e2e_env_steps_per_s": e2e.get("env_steps_per_s"),
         "e2e_learner_steps_per_s": e2e.get("learner_steps_per_s"),
         "e2e_window_seconds": e2e.get("window_seconds"),
         "ratio_e2e_env_to_raw": round(e2e.get("env_steps_per_s", 0.0) / raw, 3),
+        "ratio_e2e_env_to_raw_batched": (
+            None if raw_batched is None else round(e2e.get("env_steps_per_s", 0.0) / raw_batched, 3)
+        ),
     }
     rows = [
         (f"raw PettingZoo ({'parallel' if parallel else 'AEC'}), random actions (1 core)", raw),
         ("our Game adapter, random actions (1 core)", adapted),
+        *([("batched env (vector_env), random actions (1 core)", raw_batched)] if batched else []),
         ("our actor only: inference, chunks, Redis, league", actors_only),
+        *([("our actor only, one PettingZoo env per game", actors_per_game)] if batched else []),
         ("end to end: env steps played by actors", e2e.get("env_steps_per_s", 0.0)),
         ("end to end: steps consumed by the learner", e2e.get("learner_steps_per_s", 0.0)),
     ]

@@ -123,7 +123,12 @@ class ActorsConfig(_Section):
     # How often an actor checks Redis for a newer weight version (seconds).
     weight_poll_seconds: float = Field(0.05, gt=0.0)
     num_cpus: float = Field(1.0, gt=0.0)
+    # Threads of an actor's inference (torch and numpy's BLAS; actors/inference.py).
     torch_threads: int = Field(1, ge=1)
+    # Step all of an actor's games with one call when the env module has a batched
+    # implementation (`vector_env`, e.g. sumo's SumoVector) and the job has no env.teams;
+    # False: one PettingZoo env per game (actors/vector_rollout.py).
+    vector_env: bool = True
 
 
 class LeagueConfig(_Section):
@@ -160,6 +165,10 @@ class LeagueConfig(_Section):
     # quality scores that drop each time the learner beats a player (league/quality.py;
     # Five paired it with self_play_fraction 0.8).
     opponent_sampling: Literal["uniform", "pfsp_hard", "pfsp_var", "five"] = "uniform"
+    # How the builtin_fraction games pick among the builtins; None: as opponent_sampling.
+    # "uniform" keeps every builtin in play: pfsp_hard starves the one the learner beats,
+    # and it forgets how (sumo bug, BENCHMARKS.md run 10).
+    builtin_sampling: Literal["uniform", "pfsp_hard", "pfsp_var", "five"] | None = None
     pfsp_exponent: float = Field(2.0, gt=0.0)
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)

@@ -147,7 +147,9 @@ class Cluster:
             runtime_env["env_vars"] = env_vars
         client = self.client()
         try:
-            client.submit_job(entrypoint=entrypoint, submission_id=job_id, runtime_env=runtime_env)
+            _submit_job(
+                client, entrypoint=entrypoint, submission_id=job_id, runtime_env=runtime_env
+            )
         except Exception as exc:
             token = os.environ.get("RAY_AUTH_TOKEN")
             raise ControlError(_explain(exc, self.address, token)) from None
@@ -191,7 +193,7 @@ class Cluster:
             raise ControlError(f"job {job_id} is not running ({info.status.value})")
         control_id = f"{job_id}-{command}-{uuid.uuid4().hex[:6]}"
         entrypoint = control_entrypoint(command, control_name(job_id), *args)
-        client.submit_job(entrypoint=entrypoint, submission_id=control_id)
+        _submit_job(client, entrypoint=entrypoint, submission_id=control_id)
         deadline = time.monotonic() + timeout_s
         status = client.get_job_status(control_id)
         while not status.is_terminal():
@@ -215,6 +217,22 @@ class Cluster:
 
 
 _PASS_ENV = ("SELFPLAY_REDIS_PASSWORD", "SELFPLAY_LEAGUE_TOKEN")
+# Ray answers this (HTTP 500) while a node's job agent is still starting, e.g. for a
+# while after `ray start` on a busy machine: worth waiting for, unlike other errors.
+_AGENT_STARTING = "No available agent to submit job"
+
+
+def _submit_job(client: Any, wait_s: float = 60.0, **kwargs: Any) -> None:
+    """`client.submit_job(**kwargs)`, retried while the cluster's job agent starts."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            client.submit_job(**kwargs)
+            return
+        except Exception as exc:  # the SDK raises plain RuntimeErrors for HTTP errors
+            if _AGENT_STARTING not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 def _inside(path: Path, root: Path) -> Path:

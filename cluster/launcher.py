@@ -103,6 +103,7 @@ def league_for_run(
         seed=config.algorithm.seed,
         builtins=config.league.builtins,
         opponent_sampling=config.league.opponent_sampling,
+        builtin_sampling=config.league.builtin_sampling,
         pfsp_exponent=config.league.pfsp_exponent,
     )
     host = config.league.host

@@ -229,6 +229,10 @@ def league_serve(
     opponent_sampling: Annotated[
         str | None, typer.Option(help="uniform | pfsp_hard | pfsp_var | five (default: uniform)")
     ] = None,
+    builtin_sampling: Annotated[
+        str | None,
+        typer.Option(help="how builtin_fraction games pick among builtins (default: as above)"),
+    ] = None,
     pfsp_exponent: Annotated[
         float | None, typer.Option(help="p of pfsp_hard's (1 - x)^p, > 0 (default: 2.0)")
     ] = None,
@@ -262,6 +266,7 @@ def league_serve(
         raise _fail("set SELFPLAY_LEAGUE_TOKEN: the league refuses to run without a token")
     options: dict[str, Any] = {
         "opponent_sampling": opponent_sampling,
+        "builtin_sampling": builtin_sampling,
         "pfsp_exponent": pfsp_exponent,
         "self_play_fraction": self_play_fraction,
         "builtin_fraction": builtin_fraction,

@@ -229,6 +229,13 @@ class LeagueClient:
         request = pb.SampleOpponentRequest(player=player, opponent_lineage=opponent_lineage)
         return _match(self._call("SampleOpponent", request).match)
 
+    def sample_opponents(self, player: str, count: int, opponent_lineage: str = "") -> list[Match]:
+        """`count` training matches for `player` in one call (as `sample_opponent`)."""
+        request = pb.SampleOpponentsRequest(
+            player=player, opponent_lineage=opponent_lineage, count=count
+        )
+        return [_match(m) for m in self._call("SampleOpponents", request).matches]
+
     def sample_eval_match(self, lineage_a: str = "", lineage_b: str = "") -> Match:
         request = pb.SampleEvalMatchRequest(lineage_a=lineage_a, lineage_b=lineage_b)
         return _match(self._call("SampleEvalMatch", request).match)
@@ -248,16 +255,14 @@ class LeagueClient:
         False after a retried call can mean this very call's first attempt got
         through before the connection dropped; either way the match counts once.
         """
-        request = pb.ReportResultRequest(
-            match_id=match_id,
-            player_a=player_a,
-            player_b=player_b,
-            outcome=_OUTCOME_TO_PB[Outcome(outcome)],
-            a_version=a_version,
-            kind=_MATCH_KIND_TO_PB[MatchKind(kind)],
-            steps=steps,
-        )
-        return bool(self._call("ReportResult", request).applied)
+        report = ResultReport(match_id, player_a, player_b, outcome, a_version, kind, steps)
+        return bool(self._call("ReportResult", _result_request(report)).applied)
+
+    def report_results(self, results: Sequence[ResultReport]) -> list[bool]:
+        """Records up to 1024 finished matches in one call, all or none (a malformed one
+        rejects the batch); per result True if applied, False if already recorded."""
+        request = pb.ReportResultsRequest(results=[_result_request(r) for r in results])
+        return [bool(r.applied) for r in self._call("ReportResults", request).results]
 
     def ratings(self) -> list[RatingRow]:
         """Rated players by Elo (best first), then unrated ones."""
@@ -334,6 +339,31 @@ def _player(p: pb.Player) -> PlayerInfo:
         p.version,
         created,
         _ROLE_FROM_PB.get(p.role, "unknown"),
+    )
+
+
+@dataclass(frozen=True)
+class ResultReport:
+    """One finished match, as `report_result` takes it."""
+
+    match_id: str
+    player_a: str
+    player_b: str
+    outcome: str
+    a_version: int = 0
+    kind: str = "training"
+    steps: int = 0
+
+
+def _result_request(r: ResultReport) -> pb.ReportResultRequest:
+    return pb.ReportResultRequest(
+        match_id=r.match_id,
+        player_a=r.player_a,
+        player_b=r.player_b,
+        outcome=_OUTCOME_TO_PB[Outcome(r.outcome)],
+        a_version=r.a_version,
+        kind=_MATCH_KIND_TO_PB[MatchKind(r.kind)],
+        steps=r.steps,
     )
 
 

@@ -168,6 +168,22 @@ class SampleOpponentResponse(_message.Message):
     match: Match
     def __init__(self, match: _Optional[_Union[Match, _Mapping]] = ...) -> None: ...
 
+class SampleOpponentsRequest(_message.Message):
+    __slots__ = ("player", "opponent_lineage", "count")
+    PLAYER_FIELD_NUMBER: _ClassVar[int]
+    OPPONENT_LINEAGE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    player: str
+    opponent_lineage: str
+    count: int
+    def __init__(self, player: _Optional[str] = ..., opponent_lineage: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class SampleOpponentsResponse(_message.Message):
+    __slots__ = ("matches",)
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[Match]
+    def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ...) -> None: ...
+
 class SampleEvalMatchRequest(_message.Message):
     __slots__ = ("lineage_a", "lineage_b")
     LINEAGE_A_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +225,18 @@ class ReportResultResponse(_message.Message):
     duplicate: bool
     message: str
     def __init__(self, applied: _Optional[bool] = ..., duplicate: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ReportResultsRequest(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ReportResultRequest]
+    def __init__(self, results: _Optional[_Iterable[_Union[ReportResultRequest, _Mapping]]] = ...) -> None: ...
+
+class ReportResultsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ReportResultResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[ReportResultResponse, _Mapping]]] = ...) -> None: ...
 
 class GetRatingsRequest(_message.Message):
     __slots__ = ()

@@ -54,6 +54,11 @@ class LeagueStub:
                 request_serializer=league_dot_league__pb2.SampleOpponentRequest.SerializeToString,
                 response_deserializer=league_dot_league__pb2.SampleOpponentResponse.FromString,
                 _registered_method=True)
+        self.SampleOpponents = channel.unary_unary(
+                '/selfplay.league.v1.League/SampleOpponents',
+                request_serializer=league_dot_league__pb2.SampleOpponentsRequest.SerializeToString,
+                response_deserializer=league_dot_league__pb2.SampleOpponentsResponse.FromString,
+                _registered_method=True)
         self.SampleEvalMatch = channel.unary_unary(
                 '/selfplay.league.v1.League/SampleEvalMatch',
                 request_serializer=league_dot_league__pb2.SampleEvalMatchRequest.SerializeToString,
@@ -63,6 +68,11 @@ class LeagueStub:
                 '/selfplay.league.v1.League/ReportResult',
                 request_serializer=league_dot_league__pb2.ReportResultRequest.SerializeToString,
                 response_deserializer=league_dot_league__pb2.ReportResultResponse.FromString,
+                _registered_method=True)
+        self.ReportResults = channel.unary_unary(
+                '/selfplay.league.v1.League/ReportResults',
+                request_serializer=league_dot_league__pb2.ReportResultsRequest.SerializeToString,
+                response_deserializer=league_dot_league__pb2.ReportResultsResponse.FromString,
                 _registered_method=True)
         self.GetRatings = channel.unary_unary(
                 '/selfplay.league.v1.League/GetRatings',
@@ -119,6 +129,14 @@ class LeagueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SampleOpponents(self, request, context):
+        """`count` (1..1024) training matches in one call, each drawn as SampleOpponent
+        draws one: what a rollout actor with many short games prefetches.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SampleEvalMatch(self, request, context):
         """An evaluation match between two frozen (SNAPSHOT or BUILTIN) players.
         """
@@ -128,6 +146,15 @@ class LeagueServicer:
 
     def ReportResult(self, request, context):
         """Idempotent by match_id: the first report is applied, repeats return duplicate=true.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportResults(self, request, context):
+        """1..1024 results in one call, each idempotent as in ReportResult. All are validated
+        before any is recorded: one malformed result (INVALID_ARGUMENT, naming its index)
+        or unknown player (NOT_FOUND) rejects the batch and records none of it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -189,6 +216,11 @@ def add_LeagueServicer_to_server(servicer, server):
                     request_deserializer=league_dot_league__pb2.SampleOpponentRequest.FromString,
                     response_serializer=league_dot_league__pb2.SampleOpponentResponse.SerializeToString,
             ),
+            'SampleOpponents': grpc.unary_unary_rpc_method_handler(
+                    servicer.SampleOpponents,
+                    request_deserializer=league_dot_league__pb2.SampleOpponentsRequest.FromString,
+                    response_serializer=league_dot_league__pb2.SampleOpponentsResponse.SerializeToString,
+            ),
             'SampleEvalMatch': grpc.unary_unary_rpc_method_handler(
                     servicer.SampleEvalMatch,
                     request_deserializer=league_dot_league__pb2.SampleEvalMatchRequest.FromString,
@@ -198,6 +230,11 @@ def add_LeagueServicer_to_server(servicer, server):
                     servicer.ReportResult,
                     request_deserializer=league_dot_league__pb2.ReportResultRequest.FromString,
                     response_serializer=league_dot_league__pb2.ReportResultResponse.SerializeToString,
+            ),
+            'ReportResults': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportResults,
+                    request_deserializer=league_dot_league__pb2.ReportResultsRequest.FromString,
+                    response_serializer=league_dot_league__pb2.ReportResultsResponse.SerializeToString,
             ),
             'GetRatings': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRatings,
@@ -339,6 +376,33 @@ class League:
             _registered_method=True)
 
     @staticmethod
+    def SampleOpponents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/selfplay.league.v1.League/SampleOpponents',
+            league_dot_league__pb2.SampleOpponentsRequest.SerializeToString,
+            league_dot_league__pb2.SampleOpponentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def SampleEvalMatch(request,
             target,
             options=(),
@@ -382,6 +446,33 @@ class League:
             '/selfplay.league.v1.League/ReportResult',
             league_dot_league__pb2.ReportResultRequest.SerializeToString,
             league_dot_league__pb2.ReportResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/selfplay.league.v1.League/ReportResults',
+            league_dot_league__pb2.ReportResultsRequest.SerializeToString,
+            league_dot_league__pb2.ReportResultsResponse.FromString,
             options,
             channel_credentials,
             insecure,

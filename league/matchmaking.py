@@ -4,7 +4,8 @@ Training opponents depend on the learner's role (records.Role; AlphaStar's leagu
 - main agents (also every learner of a team game): with probability
   `self_play_fraction` the latest self; with probability `builtin_fraction` one of the
   builtin players (random, scripted bots: a floor under how often the learner meets
-  them, however many snapshots pile up); otherwise a frozen player drawn from the pool
+  them, however many snapshots pile up), drawn by `builtin_sampling` (default: the
+  same weighting as below); otherwise a frozen player drawn from the pool
   of its own snapshots, every builtin and the exploiters' snapshots: uniformly (Bansal et
   al.'s opponent sampling over older snapshots), or by prioritized fictitious self-play
   (AlphaStar): opponent o with weight f(x_o), x_o the learner's recent win rate against
@@ -91,11 +92,15 @@ class Matchmaker:
         sampling: str = "uniform",
         pfsp_exponent: float = 2.0,
         builtin_fraction: float = 0.0,
+        builtin_sampling: str | None = None,
     ) -> None:
         check_fractions(self_play_fraction, builtin_fraction)
         pfsp_weight(sampling, 0.5, pfsp_exponent)  # validates the name
         self.self_play_fraction = self_play_fraction
         self.builtin_fraction = builtin_fraction
+        # How the builtin_fraction games pick among the builtins (None: like the rest).
+        self.builtin_sampling = builtin_sampling or sampling
+        pfsp_weight(self.builtin_sampling, 0.5, pfsp_exponent)
         self.sampling, self.pfsp_exponent = sampling, pfsp_exponent
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -137,7 +142,7 @@ class Matchmaker:
                 return lineage
             builtins = [p for p in pool if p.kind == PlayerKind.BUILTIN]
             if builtins and draw < self.self_play_fraction + self.builtin_fraction:
-                pool = builtins
+                return self._draw(learner, builtins, win_rate, self.builtin_sampling)
             return self._draw(learner, pool, win_rate, self.sampling)
 
     def main_pool(

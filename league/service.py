@@ -82,6 +82,8 @@ class LeagueSettings:
     # "uniform" | "pfsp_hard" | "pfsp_var" (matchmaking.py); payoff_decay weighs recent
     # games of a pair more (payoff.py).
     opponent_sampling: str = "uniform"
+    # How builtin_fraction games pick among the builtins; None: as opponent_sampling.
+    builtin_sampling: str | None = None
     pfsp_exponent: float = 2.0
     payoff_decay: float = 0.99
 
@@ -92,12 +94,18 @@ class LeagueSettings:
         if not self.pfsp_exponent > 0.0:
             raise ValueError(f"pfsp_exponent must be > 0, got {self.pfsp_exponent}")
         pfsp_weight(self.opponent_sampling, 0.5, self.pfsp_exponent)  # known name?
+        if self.builtin_sampling is not None:
+            pfsp_weight(self.builtin_sampling, 0.5, self.pfsp_exponent)
         if not 0.0 < self.payoff_decay <= 1.0:
             raise ValueError(f"payoff_decay must be in (0, 1], got {self.payoff_decay}")
         for name in (self.anchor, *self.builtins):
             problem = name_problem(name)
             if problem:
                 raise ValueError(problem)
+
+
+# Most matches or results one batched call (SampleOpponents, ReportResults) carries.
+MAX_BATCH = 1024
 
 
 class Rejected(Exception):
@@ -155,6 +163,7 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             settings.opponent_sampling,
             settings.pfsp_exponent,
             settings.builtin_fraction,
+            settings.builtin_sampling,
         )
         self._payoff = Payoff(settings.payoff_decay, store.results())
         if settings.opponent_sampling == "five":
@@ -259,32 +268,48 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
 
     @_rpc
     def SampleOpponent(self, request: pb.SampleOpponentRequest) -> pb.SampleOpponentResponse:
-        learner = self._player(request.player, "player")
+        draw = self._training_matches(request.player, request.opponent_lineage)
+        return pb.SampleOpponentResponse(match=draw())
+
+    @_rpc
+    def SampleOpponents(self, request: pb.SampleOpponentsRequest) -> pb.SampleOpponentsResponse:
+        if not 1 <= request.count <= MAX_BATCH:
+            raise _invalid(f"count must be between 1 and {MAX_BATCH}, got {request.count}")
+        draw = self._training_matches(request.player, request.opponent_lineage)
+        return pb.SampleOpponentsResponse(matches=[draw() for _ in range(request.count)])
+
+    def _training_matches(self, player: str, opponent_lineage: str) -> Callable[[], pb.Match]:
+        """Checks the request once; the returned function draws one training match."""
+        learner = self._player(player, "player")
         if learner.kind != PlayerKind.LEARNER:
             raise Rejected(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"player {learner.id!r} is a {learner.kind}; only LEARNER players get "
                 "training opponents",
             )
-        if request.opponent_lineage:
-            other = self._player(request.opponent_lineage, "opponent_lineage")
+        if opponent_lineage:
+            other = self._player(opponent_lineage, "opponent_lineage")
             if other.kind != PlayerKind.LEARNER:
                 raise _invalid(f"opponent_lineage {other.id!r} is a {other.kind}, not a LEARNER")
-        try:
-            opponent = self._matchmaker.training_opponent(
-                learner, self._store.players(), request.opponent_lineage, self._payoff.win_rate
+        players = self._store.players()
+
+        def draw() -> pb.Match:
+            try:
+                opponent = self._matchmaker.training_opponent(
+                    learner, players, opponent_lineage, self._payoff.win_rate
+                )
+            except NoOpponent as exc:
+                raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+            with self._samples_lock:
+                self._opponent_samples[(learner.id, opponent)] += 1
+            return pb.Match(
+                match_id=uuid.uuid4().hex,
+                player_a=learner.id,
+                player_b=opponent,
+                kind=pb.MATCH_KIND_TRAINING,
             )
-        except NoOpponent as exc:
-            raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
-        with self._samples_lock:
-            self._opponent_samples[(learner.id, opponent)] += 1
-        match = pb.Match(
-            match_id=uuid.uuid4().hex,
-            player_a=learner.id,
-            player_b=opponent,
-            kind=pb.MATCH_KIND_TRAINING,
-        )
-        return pb.SampleOpponentResponse(match=match)
+
+        return draw
 
     @_rpc
     def SnapshotDue(self, request: pb.SnapshotDueRequest) -> pb.SnapshotDueResponse:
@@ -328,7 +353,22 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
 
     @_rpc
     def ReportResult(self, request: pb.ReportResultRequest) -> pb.ReportResultResponse:
-        result = self._validate_result(request)
+        return self._record(self._validate_result(request))
+
+    @_rpc
+    def ReportResults(self, request: pb.ReportResultsRequest) -> pb.ReportResultsResponse:
+        if not 1 <= len(request.results) <= MAX_BATCH:
+            raise _invalid(f"send between 1 and {MAX_BATCH} results, got {len(request.results)}")
+        results = []
+        for i, item in enumerate(request.results):
+            try:
+                results.append(self._validate_result(item))
+            except Rejected as exc:  # nothing recorded yet: the batch is refused whole
+                raise Rejected(exc.code, f"results[{i}]: {exc.message}") from exc
+        return pb.ReportResultsResponse(results=[self._record(r) for r in results])
+
+    def _record(self, result: ResultRecord) -> pb.ReportResultResponse:
+        """Stores a validated result once (idempotent by match id)."""
         applied, stored = self._store.add_result(result)
         if applied:
             self._count_if_rated(result)

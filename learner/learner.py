@@ -124,6 +124,8 @@ class Learner:
         self.lags: deque[int] = deque(maxlen=10_000)
         # Every trained chunk's lag since start (this incarnation): lag -> chunks.
         self.lag_counts: Counter[int] = Counter()
+        # The same per trained step (each step's own behaviour version): lag -> steps.
+        self.step_lag_counts: Counter[int] = Counter()
 
     def learning_rate(self) -> float:
         """algorithm.lr, decayed linearly to 0 over algorithm.lr_anneal_steps (if set)."""
@@ -137,6 +139,12 @@ class Learner:
         chunks trained with it, since this learner started; dropped chunks (lag over
         transport.max_policy_lag) are not in it (counters.chunks_dropped_lag)."""
         return dict(sorted(self.lag_counts.items()))
+
+    def step_lag_histogram(self) -> dict[int, int]:
+        """Policy lag per trained step (learner version at training time - the version
+        that chose that step's action) -> steps, since this learner started: Sample
+        Factory's per-sample policy lag. A chunk's oldest step bounds it from above."""
+        return dict(sorted(self.step_lag_counts.items()))
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.net.parameters(), lr=self.config.algorithm.lr, eps=1e-5)
@@ -267,6 +275,9 @@ class Learner:
         lags = [self.counters.version - c.policy_version for c in chunks]
         self.lags.extend(lags)
         self.lag_counts.update(lags)
+        step_lags = np.concatenate([self.counters.version - c.policy_versions for c in chunks])
+        values, counts = np.unique(step_lags, return_counts=True)
+        self.step_lag_counts.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
         # Acknowledge only now that the update that used the chunks is done.
         self.stream.ack(ids, "consumed", steps_per_id=[c.num_steps for c in chunks])
         self.counters.updates += 1

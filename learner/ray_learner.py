@@ -57,7 +57,11 @@ class LearnerActor:
 
     def run(self) -> dict[str, Any]:
         counters = asdict(self.learner.run(self._stop.is_set))
-        return {**counters, "lag_histogram": self.learner.lag_histogram()}
+        return {
+            **counters,
+            "lag_histogram": self.learner.lag_histogram(),
+            "step_lag_histogram": self.learner.step_lag_histogram(),
+        }
 
     def stop(self) -> None:
         self._stop.set()
@@ -69,4 +73,5 @@ class LearnerActor:
             "device": str(self.learner.device),
             "lag_median": float(np.median(lags)) if lags else None,
             "lag_histogram": self.learner.lag_histogram(),
+            "step_lag_histogram": self.learner.step_lag_histogram(),
         }

@@ -1,4 +1,4 @@
-"""Keeps benchmarks/learner.py and benchmarks/latency.py from rotting: each script's core
+"""Keeps benchmarks/learner.py, latency.py and throughput.py from rotting: each script's core
 at tiny sizes, its helpers, and the stats fields latency.py reads from a real run (an
 in-process learner and rollout worker over a real Redis and league, no Ray)."""
 
@@ -17,7 +17,7 @@ from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.ray_actor import RolloutActor
 from actors.rollout import RolloutWorker
-from benchmarks import latency
+from benchmarks import latency, throughput
 from benchmarks import learner as learner_bench
 from cluster.config import load_config, parse_config
 from cluster.streams import TrajectoryStream
@@ -30,6 +30,18 @@ from learner.ray_learner import LearnerActor
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
+
+
+# -- benchmarks/throughput.py ------------------------------------------------------
+
+
+def test_throughput_rates_of_the_batched_env_and_both_workers() -> None:
+    overrides = ["actors.envs_per_actor=4", "model.hidden=[16]"]
+    config = load_config(ROOT / "configs/sumo_disc.yaml", overrides)
+    per_game = load_config(ROOT / "configs/sumo_disc.yaml", [*overrides, "actors.vector_env=false"])
+    assert throughput.raw_vector_rate(config, 0.2) > 0
+    assert throughput.actors_only_rate(config, 0.5) > 0
+    assert throughput.actors_only_rate(per_game, 0.5) > 0
 
 
 # -- benchmarks/learner.py ---------------------------------------------------------
@@ -89,14 +101,18 @@ def test_histogram_quantiles_and_lag_summary() -> None:
     assert latency.histogram_quantile({}, 0.5) is None
     # Keys as strings (a JSON round trip) and empty bins are fine.
     summary = latency.lag_summary({"2": 50, "0": 10, "1": 30, "5": 10, "3": 0})
-    assert summary["chunks"] == 100 and summary["median"] == 2 and summary["p90"] == 2
+    assert summary["count"] == 100 and summary["median"] == 2 and summary["p90"] == 2
     assert summary["max"] == 5 and summary["mean"] == 1.8 and summary["share_le_1"] == 0.4
     assert summary["histogram"] == {"0": 10, "1": 30, "2": 50, "5": 10}
     assert latency.lag_summary({})["median"] is None
 
 
 def fake_summary(lineages: list[str]) -> dict[str, object]:
-    learner = {"version": 30, "lag_histogram": {0: 4, 1: 5, 2: 1}}
+    learner = {
+        "version": 30,
+        "lag_histogram": {0: 4, 1: 5, 2: 1},
+        "step_lag_histogram": {0: 60, 1: 30, 2: 10},
+    }
     stream = {"chunks_added": 10, "chunks_dropped_lag": 2}
     actors = [
         {
@@ -189,6 +205,10 @@ def test_adoption_and_lag_fields_from_a_short_run(
     assert adoption["versions_skipped"] >= 0
     histogram = learner.lag_histogram()
     assert sum(histogram.values()) == learner.counters.chunks_trained > 0
+    step_histogram = learner.step_lag_histogram()
+    assert sum(step_histogram.values()) == learner.counters.steps_trained
+    # A chunk's oldest step is its most stale: per-step lags never exceed the chunk's.
+    assert max(step_histogram) <= max(histogram)
 
     # The Ray actors' methods that carry these fields, on bare instances (no Ray).
     actor = object.__new__(RolloutActor.__ray_actor_class__)
@@ -197,14 +217,20 @@ def test_adoption_and_lag_fields_from_a_short_run(
     learner_actor = object.__new__(LearnerActor.__ray_actor_class__)
     learner_actor.learner = learner
     assert learner_actor.stats()["lag_histogram"] == histogram
+    assert learner_actor.stats()["step_lag_histogram"] == step_histogram
 
     summary = {
         "seconds": 1.0,
-        "learner": {**asdict(learner.counters), "lag_histogram": histogram},
+        "learner": {
+            **asdict(learner.counters),
+            "lag_histogram": histogram,
+            "step_lag_histogram": step_histogram,
+        },
         "stream": stream.stats(),
         "actors": [{"actor_id": "actor-bench", "weight_adoption": actor._adoption()}],
         "throughput": {},
     }
     out = latency.summarize(json.loads(json.dumps(summary)), 0.05)  # via JSON, as printed
     assert out["adoption"]["adoptions"] == adoption["count"]
-    assert out["policy_lag"]["main"]["chunks"] == learner.counters.chunks_trained
+    assert out["policy_lag"]["main"]["count"] == learner.counters.chunks_trained
+    assert out["policy_lag"]["main"]["per_step"]["count"] == learner.counters.steps_trained

@@ -27,6 +27,11 @@ def _serve(tmp_path: Path, **settings: object) -> LeagueServer:
     return server
 
 
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
 def _report_record(client: LeagueClient, a: str, b: str, wins: int, losses: int) -> None:
     for i in range(wins + losses):
         outcome = "a_win" if i < wins else "b_win"
@@ -130,6 +135,41 @@ def test_builtin_fraction_is_a_floor_for_builtins(tmp_path: Path) -> None:
     for opponent, p in (("main", 0.3), ("random", 0.4 + 0.3 / 9), ("main@v1", 0.3 / 9)):
         sd = math.sqrt(p * (1 - p) / N)
         assert abs(counts[opponent] / N - p) < 4 * sd, (opponent, counts)
+
+
+def test_builtin_sampling_overrides_pfsp_among_builtins(tmp_path: Path) -> None:
+    """All games go to builtins; the learner beats random 20-0 and loses to charge 0-20.
+    pfsp_hard alone would nearly starve random; builtin_sampling "uniform" splits evenly."""
+    shares = {}
+    for name, builtin_sampling in (("pfsp", None), ("uniform", "uniform")):
+        server = _serve(
+            _mkdir(tmp_path / name),
+            self_play_fraction=0.0,
+            builtin_fraction=1.0,
+            builtins=("random", "charge"),
+            opponent_sampling="pfsp_hard",
+            builtin_sampling=builtin_sampling,
+        )
+        try:
+            with LeagueClient(server.address, TOKEN) as client:
+                client.register_player("main")
+                _report_record(client, "main", "random", 20, 0)
+                _report_record(client, "main", "charge", 0, 20)
+                drawn = Counter(client.sample_opponent("main").player_b for _ in range(N))
+        finally:
+            server.stop(0)
+        shares[name] = drawn["random"] / N
+    # pfsp_hard: weights (1 - x)^2 with x = (score + 0.5) / (games + 1) under decay 0.99.
+    decayed = sum(0.99**k for k in range(20))
+    x_random, x_charge = (decayed + 0.5) / (decayed + 1), 0.5 / (decayed + 1)
+    w_random, w_charge = (1 - x_random) ** 2, (1 - x_charge) ** 2
+    for share, p in ((shares["pfsp"], w_random / (w_random + w_charge)), (shares["uniform"], 0.5)):
+        assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / N), (shares, p)
+
+
+def test_unknown_builtin_sampling_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown opponent sampling"):
+        LeagueSettings(builtin_sampling="best")
 
 
 def test_fractions_over_one_are_refused() -> None:

@@ -262,3 +262,49 @@ def test_ratings_rate_frozen_games_only(client: LeagueClient) -> None:
     assert by_id["main@v1"].ci_low < by_id["main@v1"].elo < by_id["main@v1"].ci_high
     assert (by_id["main@v2"].games, by_id["main@v2"].wins) == (10, 10)  # learner games left out
     assert not by_id["main"].rated and by_id["main"].games == 0 and by_id["main"].kind == "learner"
+
+
+def test_batched_training_matches(client: LeagueClient, stub: league_pb2_grpc.LeagueStub) -> None:
+    client.register_player("main")
+    client.register_snapshot("main", 1)
+    matches = client.sample_opponents("main", 1000)
+    assert len(matches) == 1000 == len({m.match_id for m in matches})
+    assert all(m.player_a == "main" and m.kind == "training" for m in matches)
+    counts = Counter(m.player_b for m in matches)  # self-play 0.5, then random / v1
+    assert set(counts) == {"main", "random", "main@v1"} and abs(counts["main"] - 500) < 80
+    for count in (0, 1025):
+        with pytest.raises(grpc.RpcError) as err:
+            raw(stub.SampleOpponents, pb.SampleOpponentsRequest(player="main", count=count))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "count must be between 1 and 1024" in err.value.details()
+    with pytest.raises(LeagueError) as league_err:
+        client.sample_opponents("random", 3)
+    assert league_err.value.code == "FAILED_PRECONDITION"
+
+
+def test_batched_results_are_all_or_nothing_and_idempotent(
+    client: LeagueClient, stub: league_pb2_grpc.LeagueStub
+) -> None:
+    from league.client import ResultReport
+
+    batch = [ResultReport(f"batch-{i}", "random", "random", "draw", kind="eval") for i in range(5)]
+    assert client.report_results(batch[:3]) == [True, True, True]
+    # A resend after a dropped connection: the first three count once.
+    assert client.report_results(batch) == [False, False, False, True, True]
+    # One unknown player rejects the whole batch; the good results stay unrecorded.
+    fresh = [ResultReport(f"fresh-{i}", "random", "random", "a_win") for i in range(3)]
+    ghost = ResultReport("fresh-ghost", "random", "ghost", "a_win")
+    with pytest.raises(LeagueError) as err:
+        client.report_results([*fresh, ghost])
+    assert err.value.code == "NOT_FOUND" and "results[3]" in err.value.message
+    bad_id = pb.ReportResultRequest(
+        match_id="no spaces", player_a="random", player_b="random", outcome=pb.OUTCOME_DRAW
+    )
+    with pytest.raises(grpc.RpcError) as rpc_err:
+        raw(stub.ReportResults, pb.ReportResultsRequest(results=[bad_id]))
+    assert rpc_err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "results[0]" in rpc_err.value.details()
+    with pytest.raises(grpc.RpcError) as rpc_err:
+        raw(stub.ReportResults, pb.ReportResultsRequest())
+    assert rpc_err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert client.report_results(fresh) == [True, True, True]  # none had been stored

@@ -13,8 +13,6 @@ our own, in our own frame (+x = our heading).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 DISC_OPPONENT_XY = slice(13, 15)
@@ -24,13 +22,20 @@ TURN_GAIN = 3.0  # full turn torque once the opponent is more than 1/3 rad (19 d
 
 def charge_action(obs: np.ndarray, body: str = "disc") -> np.ndarray:
     """The charge bot's action for an agent with the given body, which observes `obs`."""
-    rel = np.asarray(obs[DISC_OPPONENT_XY], dtype=np.float32)
+    return charge_actions(np.asarray(obs)[None], body)[0]
+
+
+def charge_actions(obs: np.ndarray, body: str = "disc") -> np.ndarray:
+    """(B, 2) float32 charge-bot actions for B agents with the given body, observing
+    `obs` (B, obs_dim)."""
+    rel = np.asarray(obs[:, DISC_OPPONENT_XY], dtype=np.float64)
     if body == "bug":
-        bearing = math.atan2(float(rel[1]), float(rel[0]))
-        return np.array([1.0, min(1.0, max(-1.0, TURN_GAIN * bearing))], np.float32)
+        bearing = np.arctan2(rel[:, 1], rel[:, 0])
+        turn = np.clip(TURN_GAIN * bearing, -1.0, 1.0)
+        return np.stack([np.ones_like(turn), turn], axis=1).astype(np.float32)
     if body != "disc":
         raise ValueError(f"the charge bot plays the bodies {CHARGE_BODIES}, not {body!r}")
-    norm = float(np.linalg.norm(rel))
-    if norm < 1e-6:
-        return np.zeros(2, np.float32)
-    return rel / norm
+    norm = np.linalg.norm(rel, axis=1, keepdims=True)
+    # A vanishing offset (coincident discs) has no direction: push nowhere.
+    unit = np.divide(rel, norm, out=np.zeros_like(rel), where=norm >= 1e-6)
+    return unit.astype(np.float32)

@@ -242,6 +242,16 @@ def parallel_env(**kwargs: Any) -> SumoEnv:
     return SumoEnv(**_kwargs(kwargs))
 
 
+def vector_env(num_envs: int, seed: int | None = None, **kwargs: Any) -> SumoVector:
+    """The batched twin of `parallel_env` for rollout workers (actors/vector_rollout.py):
+    `num_envs` games in one model, stepped by one call, each restarting as it ends. Game i
+    plays like `parallel_env(seed=seed + i, **kwargs)`."""
+    kwargs = _kwargs(dict(kwargs))
+    if "render_mode" in kwargs or "render_size" in kwargs:
+        raise TypeError("vector_env does not render (use parallel_env)")
+    return SumoVector(num_envs, seed=seed, autoreset=True, **kwargs)
+
+
 def env(**kwargs: Any) -> Any:
     """AEC version (agents act in turn; physics advances once both have acted)."""
     return parallel_to_aec(SumoEnv(**_kwargs(kwargs)))

@@ -1,0 +1,131 @@
+"""Actors' inference: a policy network's forward pass and action sampling for one batch.
+
+An actor runs one forward pass per policy that plays somewhere in its vector of games
+each step: the learner, and every frozen league player drawn for a game (a league with
+twenty snapshots puts ten or more of them in play at once). The batches are small and
+torch's fixed cost per operator dominates them: ~100-150 µs per forward pass of a 64x64
+MLP, whatever the batch. `NumpyMlpPolicy` copies an MLP's weights into numpy float32
+arrays and runs the same arithmetic in ~a tenth of that; other torsos (conv) keep
+torch (`TorchPolicy`). Both return what `cluster.nets.act` returns: actions, their
+log-probabilities under the policy, and the value estimates.
+
+The numbers match torch's up to float32 rounding (different BLAS kernels), which is
+what a behaviour log-probability needs: the learner recomputes it for the importance
+ratio, and a ratio of 1 +- 1e-6 is exact for PPO's purposes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from cluster.nets import MASKED_LOGIT, PolicyValueNet, act
+
+_LOG_SQRT_2PI = np.float32(0.5 * math.log(2.0 * math.pi))
+
+
+def limit_inference_threads(threads: int) -> None:
+    """Caps this process's torch and BLAS (numpy) thread pools: an actor's batches are
+    small, and a BLAS pool spread over cores other processes use made a 256x256 numpy
+    matmul 30x slower on the 2-core machine."""
+    torch.set_num_threads(threads)
+    threadpool_limits(limits=threads, user_api="blas")
+
+
+class Policy(Protocol):
+    def act(
+        self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(actions int64 [B] or float32 [B, D], log-probs [B], values [B]) for `obs`
+        [B, obs_dim] float32 with legal-action `mask` [B, A] (discrete) or None."""
+        ...
+
+
+class TorchPolicy:
+    """The network itself (any torso); samples with its own torch generator."""
+
+    def __init__(self, net: PolicyValueNet, generator: torch.Generator) -> None:
+        self.net, self.generator = net, generator
+
+    def act(
+        self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return act(self.net, obs, mask, self.generator)
+
+
+class NumpyMlpPolicy:
+    """An MLP `PolicyValueNet` in numpy (module docstring); a copy: reload after the
+    network's weights change."""
+
+    def __init__(self, net: PolicyValueNet) -> None:
+        if not self.supports(net):
+            raise ValueError("NumpyMlpPolicy needs an MLP torso (Linear + ReLU/Tanh layers)")
+        linears = [m for m in net.torso if isinstance(m, nn.Linear)]
+        self.relu = any(isinstance(m, nn.ReLU) for m in net.torso)
+
+        def arrays(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
+            w = layer.weight.detach().numpy().T.astype(np.float32, order="C")
+            return w, layer.bias.detach().numpy().astype(np.float32)
+
+        self.layers = [arrays(layer) for layer in linears]
+        self.policy = arrays(net.policy)
+        self.value = arrays(net.value)
+        self.continuous = net.continuous
+        if net.continuous:
+            self.log_std = net.log_std.detach().numpy().astype(np.float32)
+            self.std = np.exp(self.log_std)
+            self.var2 = 2.0 * np.exp(2.0 * self.log_std)
+
+    @staticmethod
+    def supports(net: PolicyValueNet) -> bool:
+        modules = list(net.torso) if isinstance(net.torso, nn.Sequential) else [net.torso]
+        return bool(modules) and all(isinstance(m, nn.Linear | nn.ReLU | nn.Tanh) for m in modules)
+
+    def forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(policy head output [B, A]: logits, or tanh means, values [B])."""
+        h = obs
+        for w, b in self.layers:
+            h = h @ w
+            h += b
+            if self.relu:
+                np.maximum(h, 0.0, out=h)
+            else:
+                np.tanh(h, out=h)
+        out = h @ self.policy[0]
+        out += self.policy[1]
+        if self.continuous:
+            np.tanh(out, out=out)
+        values = h @ self.value[0]
+        values += self.value[1]
+        return out, values[:, 0]
+
+    def act(
+        self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        out, values = self.forward(np.asarray(obs, np.float32))
+        if self.continuous:
+            noise = rng.standard_normal(out.shape, dtype=np.float32)
+            actions = out + self.std * noise
+            logp = (-((actions - out) ** 2) / self.var2 - self.log_std - _LOG_SQRT_2PI).sum(-1)
+            return actions, logp, values
+        if mask is not None:
+            out = np.where(mask.astype(bool), out, np.float32(MASKED_LOGIT))
+        top = out.max(axis=1, keepdims=True)
+        logp_all = out - top
+        logp_all -= np.log(np.exp(logp_all).sum(axis=1, keepdims=True))
+        # Gumbel-max: argmax(log p + Gumbel noise) is a draw from p; illegal actions
+        # (log p ~ -1e9) never win.
+        gumbel = -np.log(-np.log(rng.random(out.shape, dtype=np.float32) + 1e-20) + 1e-20)
+        actions = (logp_all + gumbel).argmax(axis=1)
+        logp = np.take_along_axis(logp_all, actions[:, None], axis=1)[:, 0]
+        return actions.astype(np.int64), logp, values
+
+
+def inference_policy(net: PolicyValueNet, generator: torch.Generator) -> Policy:
+    """The fastest policy object for `net` (a snapshot of its weights when numpy)."""
+    return NumpyMlpPolicy(net) if NumpyMlpPolicy.supports(net) else TorchPolicy(net, generator)
