@@ -213,5 +213,5 @@ class VectorRolloutWorker(RolloutWorker):
         self.stats.learner_steps += 1
         if chunks.full:
             # After a terminal step the bootstrap value is multiplied by 0 anyway.
-            bootstrap = self._p_obs[g, s] * 0.0 if next_obs is None else next_obs
+            bootstrap = np.zeros_like(self._p_obs[g, s]) if next_obs is None else next_obs
             self._outbox[lineage].append(encode_chunk(chunks.take(bootstrap)))
