@@ -1,6 +1,6 @@
 """Sumo env speed: env.step against a bare mj_step loop on the same model, one core.
 
-    python benchmarks/sumo_env_speed.py [--rounds 3] [--sizes 1 16 64 256 1024]
+    python benchmarks/sumo_env_speed.py [--rounds 3] [--sizes 1 16 64 256 512] [--bodies bug/bug]
 
 For each body pair (disc/disc, bug/bug, ant/ant) and number of games N, one round times,
 back to back:
@@ -41,6 +41,7 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import NamedTuple  # noqa: E402
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
@@ -52,7 +53,7 @@ from envs.sumo.model import FRAME_SKIP, build_xml  # noqa: E402
 from envs.sumo.vector import SumoVector  # noqa: E402
 
 BODIES = (("disc", "disc"), ("bug", "bug"), ("ant", "ant"))
-GAME_STEPS = {"disc": 30_000, "bug": 30_000, "ant": 4_000}  # per measurement and round
+GAME_STEPS = {"disc": 300_000, "bug": 300_000, "ant": 4_000}  # per measurement and round
 WARMUP_STEPS = 60  # control steps of every game before timing: mid-game, not fresh states
 STATE = mujoco.mjtState.mjSTATE_INTEGRATION  # everything mj_step reads, warm start included
 
@@ -65,14 +66,40 @@ def _timed(fn: Callable[[], None], calls: int) -> tuple[float, float]:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
+class _Restarts(NamedTuple):
+    """Games the env restarted: their rows and the states it started them in."""
+
+    rows: np.ndarray
+    qpos: np.ndarray  # (len(rows), nq per game)
+    qvel: np.ndarray
+
+
+class _Step(NamedTuple):
+    """One recorded control step: the restarts to apply before it, then its controls."""
+
+    restarts: _Restarts | None
+    controls: np.ndarray  # (N, nu per game)
+
+
+def _restarts(qpos: np.ndarray, qvel: np.ndarray, rows: np.ndarray) -> _Restarts | None:
+    """The restarted games' states as they are now ((N, per game) views), if any."""
+    return _Restarts(rows, qpos[rows].copy(), qvel[rows].copy()) if len(rows) else None
+
+
 class _Replay:
     """Bare physics from the env's state, replaying recorded controls: either on a copy of
-    the env's (N-game) MjData, or on N one-game MjData (`games` > 0) stepped in a loop."""
+    the env's (N-game) MjData, or on N one-game MjData (`games` > 0) stepped in a loop.
+
+    Where the env restarted a game, the replay writes that game's new start state too
+    (qpos, qvel, a cleared warm start), so it steps the same games the env stepped;
+    without it a finished game would play on out of its ring, without contacts, and make
+    the baseline cheaper than the env's own physics. The writes cost ~1 us per restart,
+    counted as physics."""
 
     def __init__(self, model: mujoco.MjModel, games: int = 0) -> None:
         self.model, self.games = model, games
         self.datas = [mujoco.MjData(model) for _ in range(max(games, 1))]
-        self.recorded: list[np.ndarray] = []  # (N, nu per game) per control step
+        self.recorded: list[_Step] = []
         self.k = 0
 
     def start(self, env_model: mujoco.MjModel, env_data: mujoco.MjData) -> None:
@@ -89,8 +116,22 @@ class _Replay:
             for i, d in enumerate(self.datas):
                 getattr(d, field)[:] = rows[i]
 
+    def _restart(self, r: _Restarts) -> None:
+        if not self.games:
+            d = self.datas[0]
+            n = len(self.recorded[0].controls)
+            d.qpos.reshape(n, -1)[r.rows] = r.qpos
+            d.qvel.reshape(n, -1)[r.rows] = r.qvel
+            d.qacc_warmstart.reshape(n, -1)[r.rows] = 0.0
+            return
+        for i, qpos, qvel in zip(r.rows, r.qpos, r.qvel, strict=True):
+            d = self.datas[i]
+            d.qpos[:], d.qvel[:], d.qacc_warmstart[:] = qpos, qvel, 0.0
+
     def __call__(self) -> None:
-        m, step, u = self.model, mujoco.mj_step, self.recorded[self.k]
+        m, step, (restarts, u) = self.model, mujoco.mj_step, self.recorded[self.k]
+        if restarts is not None:
+            self._restart(restarts)
         if not self.games:
             d = self.datas[0]
             d.ctrl[:] = u.ravel()
@@ -149,7 +190,7 @@ def _env_then_replays(
     replays: dict[str, _Replay],
     model: mujoco.MjModel,
     data: mujoco.MjData,
-    recorded: list[np.ndarray],
+    recorded: list[_Step],
     block: int,
 ) -> dict[str, tuple[float, float]]:
     """One block: `block` env steps (recording their controls), then every baseline from
@@ -173,11 +214,15 @@ def measure_vector(bodies: tuple[str, str], n: int, rounds: int) -> dict[str, fl
     rng = np.random.default_rng(0)
     pool = rng.uniform(-1, 1, (16, n, 2, vec.act_dim)).astype(np.float32)
     block = max(2, GAME_STEPS[bodies[0]] // (n * BLOCKS))  # control steps per block
-    recorded: list[np.ndarray] = []
+    recorded: list[_Step] = []
+    pending: list[_Restarts | None] = [None]  # restarts of the last step, for the next
 
     def env_step() -> None:
-        vec.step(pool[len(recorded) % len(pool)])
-        recorded.append(vec.last_controls.copy())  # to replay the same controls
+        if not recorded:  # a block starts from a copy of the env's state: restarts in it
+            pending[0] = None
+        _, _, terminated, truncated = vec.step(pool[len(recorded) % len(pool)])
+        recorded.append(_Step(pending[0], vec.last_controls.copy()))  # to replay the same
+        pending[0] = _restarts(vec.qpos, vec.qvel, np.flatnonzero(terminated | truncated))
 
     for _ in range(WARMUP_STEPS):
         env_step()
@@ -197,14 +242,17 @@ def measure_pettingzoo(bodies: tuple[str, str], rounds: int) -> dict[str, float]
         for _ in range(16)
     ]
     block = GAME_STEPS[bodies[0]] // (2 * BLOCKS)
-    recorded: list[np.ndarray] = []
+    recorded: list[_Step] = []
     replays = {"physics": _Replay(env.model)}
+    game = np.zeros(1, np.int64)
 
     def env_step() -> None:
+        restarts = None
         if not env.agents:
             env.reset()
+            restarts = _restarts(env.data.qpos[None], env.data.qvel[None], game)
         env.step(pool[len(recorded) % len(pool)])
-        recorded.append(env.data.ctrl[None].copy())
+        recorded.append(_Step(restarts, env.data.ctrl[None].copy()))
 
     for _ in range(WARMUP_STEPS):
         env_step()
@@ -218,7 +266,10 @@ def measure_pettingzoo(bodies: tuple[str, str], rounds: int) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256, 1024])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256, 512])
+    parser.add_argument(
+        "--bodies", nargs="+", default=["/".join(b) for b in BODIES], help="e.g. bug/bug"
+    )
     args = parser.parse_args()
 
     results: dict[str, object] = {
@@ -229,8 +280,8 @@ def main() -> None:
         "rounds": args.rounds,
     }
     table = []
-    for bodies in BODIES:
-        name = "/".join(bodies)
+    for name in args.bodies:
+        bodies = tuple(name.split("/"))
         for n in args.sizes:
             r = measure_vector(bodies, n, args.rounds)
             results[f"{name} SumoVector N={n}"] = {k: round(v, 3) for k, v in r.items()}

@@ -55,7 +55,8 @@ def main() -> None:
         obs, _, _, _ = vec.step(actions)
         series["own_r"].append(float(vec._radial[live, 0].mean()))
         series["opp_r"].append(float(vec._radial[live, 1].mean()))
-        series["gap"].append(float(vec._gap[live].mean()))
+        between = vec._xy[live, 0] - vec._xy[live, 1]  # torso xy of the two agents
+        series["gap"].append(float(np.hypot(*between.T).mean()))
         series["touch"].append(float(vec.touching[live].mean()))
         series["speed"].append(float(np.hypot(*obs[live, 0, 7:9].T).mean()))
     outcomes = Counter(

@@ -272,11 +272,33 @@ def test_push_shaping_pays_for_gaining_on_the_opponent_not_for_drifting_out() ->
     from envs.sumo.rules import ShapingWeights, shaping_terms
 
     w = ShapingWeights(approach=0.0, push=1.0, upright=0.0)
-    gap = np.array([0.6])
+    xy = np.array([[[0.0, -0.3], [0.0, 0.3]]])
     zero = np.zeros((1, 2))
     # Both drift 0.5 m outwards together: nobody gained, no push reward for either.
-    drift = shaping_terms(w, gap, gap, np.array([[0.5, 0.8]]), np.array([[1.0, 1.3]]), zero)
+    drift = shaping_terms(w, xy, xy, np.array([[0.5, 0.8]]), np.array([[1.0, 1.3]]), zero)
     np.testing.assert_allclose(drift["push"], [[0.0, 0.0]], atol=1e-12)
     # agent_0 holds its ground while agent_1 is pushed out 0.4 m: +0.4 / -0.4.
-    shove = shaping_terms(w, gap, gap, np.array([[0.5, 0.8]]), np.array([[0.5, 1.2]]), zero)
+    shove = shaping_terms(w, xy, xy, np.array([[0.5, 0.8]]), np.array([[0.5, 1.2]]), zero)
     np.testing.assert_allclose(shove["push"], [[0.4, -0.4]], atol=1e-12)
+
+
+def test_approach_shaping_pays_the_agent_that_moved() -> None:
+    """A waiting agent earns nothing for its opponent's approach (it did in the first
+    design, and bugs learned to wait)."""
+    from envs.sumo.rules import ShapingWeights, shaping_terms
+
+    w = ShapingWeights(approach=0.5, push=0.0, upright=0.0)
+    before = np.array([[[-1.0, 0.0], [1.0, 0.0]]])
+    radii, zero = np.ones((1, 2)), np.zeros((1, 2))
+    # agent_0 moves 0.5 m straight at agent_1, which stays: 0.5 * 0.5 for agent_0 only.
+    after = np.array([[[-0.5, 0.0], [1.0, 0.0]]])
+    terms = shaping_terms(w, before, after, radii, radii, zero)
+    np.testing.assert_allclose(terms["approach"], [[0.25, 0.0]], atol=1e-12)
+    # Both move 0.5 m towards each other: each is paid for its own half.
+    after = np.array([[[-0.5, 0.0], [0.5, 0.0]]])
+    terms = shaping_terms(w, before, after, radii, radii, zero)
+    np.testing.assert_allclose(terms["approach"], [[0.25, 0.25]], atol=1e-12)
+    # agent_1 backs away 0.5 m: it pays for the gap it opened; agent_0 is not charged.
+    after = np.array([[[-1.0, 0.0], [1.5, 0.0]]])
+    terms = shaping_terms(w, before, after, radii, radii, zero)
+    np.testing.assert_allclose(terms["approach"], [[0.0, -0.25]], atol=1e-12)

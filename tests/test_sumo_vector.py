@@ -305,3 +305,32 @@ def test_batched_rules_on_every_case() -> None:
             if expected[2] >= 0:
                 rewards[expected[2]] = -1.0
             assert sparse[k].tolist() == rewards
+
+
+def test_actions_become_actuator_inputs_as_documented() -> None:
+    """actions_to_inputs against the conversion written out per seat: clipped to [-1, 1]
+    (NaN kept), a disc's force turned into the world, a bug's thrust along its heading."""
+    from envs.sumo.observation import BUG_THRUST, COPY, DISC_FORCE, actions_to_inputs
+
+    rng = np.random.default_rng(0)
+    n, width = 5, 3
+    actions = rng.uniform(-1.5, 1.5, (n, 2, 3)).astype(np.float32)
+    actions[1, 0, 0] = np.nan
+    yaw = rng.uniform(-np.pi, np.pi, (n, 2))
+    cos, sin = np.cos(yaw), np.sin(yaw)
+    take = np.array([0, 1, 3, 4, 5])  # seat 0 drives 2 motors, seat 1 three
+    for kinds in ((DISC_FORCE, BUG_THRUST), (COPY, DISC_FORCE)):
+        out = np.empty((n, len(take)))
+        actions_to_inputs(actions, cos, sin, np.array(kinds), width, take, out)
+        for i in range(n):
+            inputs = []
+            for s, kind in enumerate(kinds):
+                a = np.clip(actions[i, s].astype(np.float64), -1.0, 1.0)
+                c, sn = cos[i, s], sin[i, s]
+                if kind == DISC_FORCE:
+                    a[:2] = (c * a[0] - sn * a[1], sn * a[0] + c * a[1])
+                elif kind == BUG_THRUST:
+                    a = np.array([a[0] * c, a[0] * sn, a[1]])
+                inputs += list(a)
+            np.testing.assert_array_equal(out[i], np.array(inputs)[take])
+        assert np.isnan(out[1, 0])

@@ -36,11 +36,11 @@ ones. `BatchObserver` computes all of it for many games at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import mujoco
+import numba
 import numpy as np
 
 from envs.sumo.model import BUG_YAW_JOINT, TOUCH_SENSOR, agent_prefix
@@ -116,7 +116,7 @@ class Geometry(NamedTuple):
     """What the rules and the observation need to know about n games' torsos."""
 
     radial: np.ndarray  # (n, 2) distance from the ring centre
-    gap: np.ndarray  # (n,) distance between the two torsos (xy)
+    xy: np.ndarray  # (n, 2, 2) each agent's torso (x, y) relative to the ring centre
     height: np.ndarray  # (n, 2) torso z
     up_z: np.ndarray  # (n, 2) z component of the torso's up axis
     touching: np.ndarray  # (n,) bool: the agents' subtrees are in contact
@@ -127,21 +127,22 @@ class Geometry(NamedTuple):
 
 
 class BatchObserver:
-    """Geometry and observations of n games at once, as a few numpy calls on all games.
+    """Geometry and observations of many games, read straight from MjData by one compiled
+    loop over the games (`_observe_games`, numba).
 
-    Input is one *state row* per game, the concatenation of that game's blocks of what
-    SumoVector reads from MjData after a step: [sensordata (torso xy relative to the game's
-    ring centre) | qpos (only if an agent has hinges) | qvel | cfrc_ext of its bodies | 0.0];
-    the trailing zero stands in for quantities a body lacks (a disc's
-    vertical and angular velocity) and pads the smaller body's rows. Everything here is
-    precomputed column indices into those rows plus elementwise arithmetic, so a step costs
-    the same few dozen numpy calls for 1 or 1000 games. The arrays put the game axis last
-    (numpy's inner loops then run over games, not over 2- to 4-long vectors).
+    Why compiled: the rest of a control step is small arithmetic on ~50 numbers per game,
+    and as numpy calls over all games it cost ~0.7 us per game in ~100 passes over
+    temporaries, half the physics of a cheap body (BENCHMARKS.md, "Sumo env speed"). One
+    loop reads each game's MjData rows once and writes its observation row.
 
-    The arithmetic repeats the per-agent formulas operation for operation (same operands,
-    same order, up to commutation, which is exact in IEEE arithmetic), so the values are
-    bit-identical to computing one agent at a time; comments say where an expression was
-    rearranged.
+    Per game the loop first copies a *state row*, the concatenation of that game's blocks
+    of [sensordata (torso xy made relative to the game's ring centre) | qpos (only if an
+    agent has hinges) | qvel | cfrc_ext of its bodies | 0.0]; the trailing zero stands in
+    for quantities a body lacks (a disc's vertical and angular velocity) and pads the
+    smaller body's rows. Everything else is tables built here once: column indices into
+    that row, and `take`, where each observation entry comes from in the per-game vector
+    of derived values (turned vectors, clipped contacts, frame quaternions, scalars, raw
+    state columns).
     """
 
     def __init__(
@@ -152,9 +153,6 @@ class BatchObserver:
         self.idx = idx
         self.obs_sizes = (idx[0].obs_size, idx[1].obs_size)
         self.obs_dim = max(self.obs_sizes)
-        self._oriented = np.array([i.oriented for i in idx])
-        self._any_oriented = bool(self._oriented.any())
-        self._all_oriented = bool(self._oriented.all())
 
         def sensor(name: str, size: int) -> np.ndarray:
             adr = model.sensor_adr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SENSOR, name)]
@@ -166,20 +164,12 @@ class BatchObserver:
         v0 = q0 + (model.nq // num_games if need_qpos else 0)
         c0 = v0 + model.nv // num_games
         zero = c0 + 6 * ((model.nbody - 1) // num_games)
-        self.sensor_cols = slice(0, q0)
-        self.qpos_cols = slice(q0, v0) if need_qpos else None
-        self.qvel_cols = slice(v0, c0)
-        self.cfrc_cols = slice(c0, zero)
-        self.width = zero + 1
 
         prefixes = (agent_prefix(0), agent_prefix(1))
-        self._pos = np.stack([sensor(p + "torso_pos", 3) for p in prefixes])
-        self._quat = np.stack([sensor(p + "torso_quat", 4) for p in prefixes])
-        self._up = np.array([sensor(p + "torso_zaxis", 3)[2] for p in prefixes])
-        self.touch_col = int(sensor(TOUCH_SENSOR, 1)[0])
-        # Torso x and y of both agents: world positions, from which the env subtracts the
-        # game's ring centre.
-        self.xy_cols = self._pos[:, :2].ravel()
+        pos = np.stack([sensor(p + "torso_pos", 3) for p in prefixes])
+        quat = np.stack([sensor(p + "torso_quat", 4) for p in prefixes])
+        up = np.array([sensor(p + "torso_zaxis", 3)[2] for p in prefixes])
+        touch_col = int(sensor(TOUCH_SENSOR, 1)[0])
 
         def pad(dofs: np.ndarray, size: int) -> list[int]:
             cols = [zero if k < 0 else v0 + int(k) for k in dofs]  # -1: a component it lacks
@@ -195,17 +185,15 @@ class BatchObserver:
         b = np.full((2, 2, 3), zero)
         for s, me in enumerate(idx):
             o = 1 - s
-            a[s, 0], a[s, 1] = self._pos[s], vel[s]
-            a[s, 2], b[s, 0] = self._pos[o], self._pos[s]
+            a[s, 0], a[s, 1] = pos[s], vel[s]
+            a[s, 2], b[s, 0] = pos[o], pos[s]
             a[s, 3], b[s, 1] = vel[o], vel[s]
             wrench = (c0 + 6 * (np.asarray(me.bodies)[:, None] - 1) + np.arange(6)).reshape(-1, 3)
             a[s, 4 : 4 + len(wrench)] = wrench
-        self._a, self._b = a.transpose(2, 0, 1), b.transpose(2, 0, 1)
-        self._pair = np.array([[0, 1], [1, 0]])  # (seat, own / opponent) -> agent
 
-        # Where each observation entry comes from in the matrix `build` assembles, rows:
+        # Where each observation entry comes from in the per-game vector of derived values:
         # [turned vectors | clipped contact scale of the wrench rows | frame quaternions |
-        # 5 scalars | the state columns copied as they are (`_raw`)].
+        # 5 scalars | state columns copied as they are (`raw`)].
         nwrench = nrows - 4
         f_con = 6 * nrows
         f_quat = f_con + 6 * nwrench
@@ -224,15 +212,15 @@ class BatchObserver:
         def contact(s: int, r: int) -> list[int]:
             return [f_con + (k * 2 + s) * nwrench + r for k in range(3)]
 
-        def quat(s: int, which: int) -> list[int]:
+        def quaternion(s: int, which: int) -> list[int]:
             return [f_quat + (k * 2 + s) * 2 + which for k in range(4)]
 
         take: list[int] = []
         for s, me in enumerate(idx):
-            cols = vec(s, 0) + quat(s, 0) + vec(s, 1) + [copied(c) for c in ang[s]]
+            cols = vec(s, 0) + quaternion(s, 0) + vec(s, 1) + [copied(c) for c in ang[s]]
             cols += [copied(q0 + int(k)) for k in me.hinge_qpos]
             cols += [copied(v0 + int(k)) for k in me.hinge_qvel]
-            cols += vec(s, 2) + vec(s, 3) + quat(s, 1)
+            cols += vec(s, 2) + vec(s, 3) + quaternion(s, 1)
             cols += [f_scal + s, f_scal + 1 - s, f_scal + 2]  # own edge, opponent's, radius
             for r in range(2 * len(me.bodies)):
                 cols += contact(s, r)
@@ -240,141 +228,269 @@ class BatchObserver:
             if len(cols) != me.obs_size:
                 raise AssertionError("observation layout out of step with AgentIndex.obs_size")
             take += cols + [copied(zero)] * (self.obs_dim - len(cols))
-        self._take = np.array(take)
-        self._raw = np.array(raw)
 
-    @staticmethod
-    def columns(state: np.ndarray) -> np.ndarray:
-        """State rows (n, width) -> the (width, n) layout `geometry` and `build` take: the
-        game axis last and contiguous, so every column pick below is a contiguous copy."""
-        return np.ascontiguousarray(state.T)
+        i64 = np.int64
+        self._layout = np.array([q0, v0, c0, zero, int(need_qpos), touch_col], i64)
+        self._cols = (
+            pos[:, :2].ravel().astype(i64),  # torso x and y of both agents: minus the centre
+            pos.astype(i64),
+            quat.astype(i64),
+            up.astype(i64),
+            np.array([i.oriented for i in idx]),
+            a.transpose(2, 0, 1).astype(i64),
+            b.transpose(2, 0, 1).astype(i64),
+            np.array(raw, i64),
+            np.array(take, i64),
+        )
+        self.touch_col = touch_col
 
-    def geometry(self, cols: np.ndarray) -> Geometry:
-        """Torso geometry and headings of n games from their state `columns` (width, n)."""
-        x, y, z = cols[self._pos.T]  # each (agent, game)
-        radial = np.hypot(x, y)
-        gap = np.hypot(x[0] - x[1], y[0] - y[1])
-        # Headings: a disc faces the opponent; an oriented body's (ant, bug) yaw is
-        # atan2(2 (w z + x y), 1 - 2 (y^2 + z^2)).
-        ys, xs = y[::-1] - y, x[::-1] - x  # opponent minus own
-        if self._any_oriented:
-            qw, qx, qy, qz = cols[self._quat.T]
-            oriented = self._oriented[:, None]
-            ys = np.where(oriented, 2.0 * (qw * qz + qx * qy), ys)
-            xs = np.where(oriented, 1.0 - 2.0 * (qy * qy + qz * qz), xs)
-        # cos and sin of the heading by normalising (xs, ys), not through an angle: only
-        # +, -, *, / and sqrt, which IEEE rounds the same on every CPU (numpy's SIMD
-        # arctan2/sin/cos differ from libm in the last bit for some inputs, and these
-        # values turn the disc forces, so such bits would reach the physics), and no
-        # Python-level call per game. A zero vector (coincident discs) faces +x.
-        r = np.hypot(xs, ys)
-        flat = r == 0.0
-        r[flat] = 1.0
-        cos_yaw = xs / r
-        cos_yaw[flat] = 1.0
-        sin_yaw = ys / r
-        up, touching = cols[self._up].T, cols[self.touch_col] > 0.0
-        return Geometry(radial.T, gap, z.T, up, touching, cos_yaw.T, sin_yaw.T)
-
-    def build(
+    def observe(
         self,
-        cols: np.ndarray,
-        geo: Geometry,
+        data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        xy_origin: np.ndarray,
+        rows: np.ndarray,
         radius: np.ndarray,
-        touching: np.ndarray,
         time_left: np.ndarray,
-    ) -> np.ndarray:
-        """(n, 2, obs_dim) float32 observations of both seats of n games.
+        touching: np.ndarray | None = None,
+        fresh: bool = False,
+    ) -> tuple[np.ndarray, Geometry]:
+        """(len(rows), 2, obs_dim) float32 observations of both seats of the given games, and
+        their geometry.
 
-        `cols` (width, n) are the state `columns` and `geo` their `geometry`, `radius` (n,)
-        the ring radii, `touching` (n,) the flag to report, `time_left` (n,) the fraction of the
-        time limit left. A seat whose observation is shorter than `obs_dim` (mixed bodies) is
-        zero-padded at the end.
+        `data` are the (N, per game) views (sensordata, qpos, qvel, cfrc_ext without the world
+        body) of MjData, `xy_origin` (N, 4) each game's ring centre twice; `radius`,
+        `time_left` (len(rows),) the ring radii and fractions of the time limit left.
+        `touching` (len(rows),): the flag to report, by default what the contact sensor says
+        now; `fresh`: the games were just reset, so they do not touch (the contact sensor
+        was not refreshed). A seat whose observation is shorter than `obs_dim` (mixed
+        bodies) is zero-padded at the end.
         """
-        n = cols.shape[1]
-        vecs = cols[self._a]  # (xyz, seat, row, game)
-        vecs[:, :, 2:4] -= cols[self._b]  # the two "opponent minus own" rows
-        # Into the own frame: (x, y) -> (c x + s y, -s x + c y).
-        c, s = geo.cos_yaw.T[:, None], geo.sin_yaw.T[:, None]
-        x, y = vecs[0], vecs[1]
-        turned_x = c * x + s * y
-        vecs[1] = -s * x + c * y
-        vecs[0] = turned_x
-        wrench = vecs[:, :, 4:] / CONTACT_SCALE
-        contact = np.minimum(np.maximum(wrench, -1.0), 1.0, out=wrench)  # = np.clip
-
-        # Frame quaternions: own and opponent orientation turned by -yaw of the seat's frame.
-        # A disc's world orientation is its heading about z.
-        # Half-angle cosine and sine from the heading's: cos(a/2) = sqrt((1 + cos a) / 2),
-        # sin(a/2) = sqrt((1 - cos a) / 2) with the sign of sin a (a in (-pi, pi]).
-        c2 = geo.cos_yaw.T  # (seat, game)
-        hc = np.sqrt(np.maximum(0.5 + 0.5 * c2, 0.0))
-        hs = np.copysign(np.sqrt(np.maximum(0.5 - 0.5 * c2, 0.0)), geo.sin_yaw.T)
-        world = cols[self._quat.T]  # (wxyz, agent, game)
-        if not self._all_oriented:
-            disc = np.zeros((4, 2, n))
-            disc[0], disc[3] = hc, hs
-            world = np.where(self._oriented[:, None], world, disc) if self._any_oriented else disc
-        q = world[:, self._pair]  # (wxyz, seat, own / opponent, game)
-        # yaw(-yaw) * q with c = cos(yaw / 2), s = -sin(yaw / 2):
-        # (c w - s z, c x - s y, c y + s x, c z + s w) = c q + (s (-1, -1, 1, 1)) (z, y, x, w);
-        # (s * -1) * z = -(s z) exactly.
-        c, s = hc[:, None], -hs[:, None]
-        q = c * q + (_QUAT_SIGNS * s) * q[::-1]
-        # q and -q are the same rotation: pick one sign so equal states give equal
-        # observations (a half turn, w == 0 up to rounding, as for a disc opponent, is
-        # decided by z): flip when w < -1e-9, or |w| <= 1e-9 and z < 0.
-        key = np.where(np.abs(q[0]) <= 1e-9, q[3], q[0])
-        q *= np.where(key < 0.0, -1.0, 1.0)
-
-        scalars = np.empty((5, n))
-        np.subtract(radius, geo.radial.T, out=scalars[:2])  # distance to the edge, per agent
-        scalars[2], scalars[3], scalars[4] = radius, touching, time_left
-        raw = cols[self._raw]
-        parts = (vecs.reshape(-1, n), contact.reshape(-1, n), q.reshape(-1, n), scalars, raw)
-        # Gather through the transposed view: numpy then writes (game, entry) in order, ~5x
-        # faster than gathering (entry, game) and transposing.
-        out = np.concatenate(parts).T[:, self._take].astype(np.float32)
-        return out.reshape(n, 2, self.obs_dim)
+        n = len(rows)
+        obs = np.empty((n, 2, self.obs_dim), np.float32)
+        per_agent = [np.empty((n, 2)) for _ in range(5)]
+        xy, sensed = np.empty((n, 2, 2)), np.empty(n, np.bool_)
+        given = touching is not None
+        flags = np.asarray(touching, np.float64) if given else np.zeros(n)
+        _observe_games(
+            *data,
+            xy_origin,
+            np.asarray(rows, np.int64),
+            np.asarray(radius, np.float64),
+            np.asarray(time_left, np.float64),
+            flags,
+            given,
+            fresh,
+            self._layout,
+            *self._cols,
+            obs.reshape(n, -1),
+            *per_agent,
+            xy,
+            sensed,
+        )
+        radial, height, up_z, cos_yaw, sin_yaw = per_agent
+        return obs, Geometry(radial, xy, height, up_z, sensed, cos_yaw, sin_yaw)
 
 
-# Per quaternion component (w, x, y, z), broadcast over (seat, own / opponent, game).
-_QUAT_SIGNS = np.array([-1.0, -1.0, 1.0, 1.0])[:, None, None, None]
+@numba.njit(cache=True, nogil=True)
+def _observe_games(  # noqa: PLR0913, PLR0915 (one loop on purpose: see BatchObserver)
+    sensordata: np.ndarray,
+    qpos: np.ndarray,
+    qvel: np.ndarray,
+    cfrc: np.ndarray,
+    xy_origin: np.ndarray,
+    rows: np.ndarray,
+    radius: np.ndarray,
+    time_left: np.ndarray,
+    flags: np.ndarray,
+    given: bool,
+    fresh: bool,
+    layout: np.ndarray,
+    xy_cols: np.ndarray,
+    pos: np.ndarray,
+    quat: np.ndarray,
+    up: np.ndarray,
+    oriented: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    raw: np.ndarray,
+    take: np.ndarray,
+    obs: np.ndarray,
+    radial: np.ndarray,
+    height: np.ndarray,
+    up_z: np.ndarray,
+    cos_yaw: np.ndarray,
+    sin_yaw: np.ndarray,
+    xy: np.ndarray,
+    touching: np.ndarray,
+) -> None:
+    """The loop behind `BatchObserver.observe` (its tables are documented there): for each
+    game in `rows`, its state row, geometry, and observation row `obs[j]` (2 * obs_dim)."""
+    q0, v0, c0, zero, need_qpos, touch_col = layout
+    nrows = a.shape[2]
+    nwrench = nrows - 4
+    f_con = 6 * nrows
+    f_quat = f_con + 6 * nwrench
+    f_scal = f_quat + 16
+    f_raw = f_scal + 5
+    row = np.empty(zero + 1)
+    derived = np.empty(f_raw + len(raw))
+    vec = np.empty((3, nrows))
+    q = np.empty((2, 4))  # world orientation of each agent's frame-defining torso
+    hc, hs = np.empty(2), np.empty(2)
+    for j in range(len(rows)):
+        g = rows[j]
+        # The state row.
+        # (Loops, not slice copies: a slice is an array view numba builds per use.)
+        for k in range(q0):
+            row[k] = sensordata[g, k]
+        for k in range(4):
+            row[xy_cols[k]] -= xy_origin[g, k]
+        if need_qpos:
+            for k in range(v0 - q0):
+                row[q0 + k] = qpos[g, k]
+        for k in range(c0 - v0):
+            row[v0 + k] = qvel[g, k]
+        for k in range(zero - c0):
+            row[c0 + k] = cfrc[g, k]
+        row[zero] = 0.0
+        if fresh:
+            row[touch_col] = 0.0
+
+        # Geometry. Headings: a disc faces the opponent; an oriented body's (ant, bug) yaw
+        # is atan2(2 (w z + x y), 1 - 2 (y^2 + z^2)). cos and sin by normalising (xs, ys),
+        # not through an angle: only +, -, *, / and sqrt, which IEEE rounds the same on
+        # every CPU (these values turn the disc forces, so differing bits would reach the
+        # physics). A zero vector (coincident discs) faces +x.
+        for s in range(2):
+            o = 1 - s
+            x, y = row[pos[s, 0]], row[pos[s, 1]]
+            xy[j, s, 0], xy[j, s, 1] = x, y
+            radial[j, s] = np.sqrt(x * x + y * y)  # not hypot: ~4x its cost, no overflow here
+            height[j, s] = row[pos[s, 2]]
+            up_z[j, s] = row[up[s]]
+            if oriented[s]:
+                qw, qx, qy, qz = row[quat[s, 0]], row[quat[s, 1]], row[quat[s, 2]], row[quat[s, 3]]
+                ys = 2.0 * (qw * qz + qx * qy)
+                xs = 1.0 - 2.0 * (qy * qy + qz * qz)
+            else:
+                ys = row[pos[o, 1]] - y
+                xs = row[pos[o, 0]] - x
+            r = np.sqrt(xs * xs + ys * ys)
+            if r == 0.0:
+                cos_yaw[j, s], sin_yaw[j, s] = 1.0, ys
+            else:
+                cos_yaw[j, s], sin_yaw[j, s] = xs / r, ys / r
+        sensed = row[touch_col] > 0.0
+        touching[j] = sensed
+
+        # 3-vectors turned into each seat's frame: (x, y) -> (c x + s y, -s x + c y);
+        # contact wrenches then scaled and clipped to [-1, 1].
+        for s in range(2):
+            c, sn = cos_yaw[j, s], sin_yaw[j, s]
+            for r in range(nrows):
+                for k in range(3):
+                    vec[k, r] = row[a[k, s, r]]
+            for r in range(2, 4):  # opponent minus own
+                for k in range(3):
+                    vec[k, r] -= row[b[k, s, r - 2]]
+            for r in range(nrows):
+                x, y = vec[0, r], vec[1, r]
+                derived[(0 + s) * nrows + r] = c * x + sn * y
+                derived[(2 + s) * nrows + r] = -sn * x + c * y
+                derived[(4 + s) * nrows + r] = vec[2, r]
+            for r in range(nwrench):
+                for k in range(3):
+                    w = derived[(k * 2 + s) * nrows + 4 + r] / CONTACT_SCALE
+                    derived[f_con + (k * 2 + s) * nwrench + r] = min(max(w, -1.0), 1.0)
+
+        # Frame quaternions: own and opponent orientation turned by -yaw of the seat's
+        # frame. Half-angle cosine and sine from the heading's: cos(a/2) = sqrt((1 +
+        # cos a) / 2), sin(a/2) = sqrt((1 - cos a) / 2) with the sign of sin a. A disc's
+        # world orientation is its heading about z.
+        for s in range(2):
+            c2 = cos_yaw[j, s]
+            hc[s] = np.sqrt(max(0.5 + 0.5 * c2, 0.0))
+            hs[s] = np.copysign(np.sqrt(max(0.5 - 0.5 * c2, 0.0)), sin_yaw[j, s])
+            if oriented[s]:
+                for k in range(4):
+                    q[s, k] = row[quat[s, k]]
+            else:
+                q[s, 0], q[s, 1], q[s, 2], q[s, 3] = hc[s], 0.0, 0.0, hs[s]
+        for s in range(2):
+            c, sn = hc[s], -hs[s]
+            for which in range(2):
+                agent = s if which == 0 else 1 - s
+                # yaw(-a) * q = (c w - s z, c x - s y, c y + s x, c z + s w), s = sin(a/2)
+                t0 = c * q[agent, 0] + (-1.0 * sn) * q[agent, 3]
+                t1 = c * q[agent, 1] + (-1.0 * sn) * q[agent, 2]
+                t2 = c * q[agent, 2] + (1.0 * sn) * q[agent, 1]
+                t3 = c * q[agent, 3] + (1.0 * sn) * q[agent, 0]
+                # q and -q are the same rotation: pick one sign so equal states give equal
+                # observations (w == 0 up to rounding, as for a disc opponent, is decided by
+                # z): flip when w < -1e-9, or |w| <= 1e-9 and z < 0.
+                key = t3 if abs(t0) <= 1e-9 else t0
+                sign = -1.0 if key < 0.0 else 1.0
+                base = f_quat + which
+                derived[base + (0 + s) * 2] = t0 * sign
+                derived[base + (2 + s) * 2] = t1 * sign
+                derived[base + (4 + s) * 2] = t2 * sign
+                derived[base + (6 + s) * 2] = t3 * sign
+
+        derived[f_scal] = radius[j] - radial[j, 0]  # distance to the edge, per agent
+        derived[f_scal + 1] = radius[j] - radial[j, 1]
+        derived[f_scal + 2] = radius[j]
+        derived[f_scal + 3] = flags[j] if given else (1.0 if sensed else 0.0)
+        derived[f_scal + 4] = time_left[j]
+        for i in range(len(raw)):
+            derived[f_raw + i] = row[raw[i]]
+        for i in range(len(take)):
+            obs[j, i] = derived[take[i]]
 
 
-def bug_thrust_to_world(
-    a: np.ndarray, cos: np.ndarray, sin: np.ndarray, bug_seats: Sequence[int]
-) -> np.ndarray:
-    """(N, 2, width) actuator inputs from (N, 2, act_dim) actions: a bug seat's (thrust,
-    turn) becomes (thrust cos, thrust sin, turn) for its (force x, force y, turn) motors,
-    along the heading it last observed (`cos`, `sin`: (N, 2)); other seats are copied."""
-    width = max(a.shape[2], 3)
-    out = np.zeros((a.shape[0], 2, width), np.result_type(a.dtype, 1.0))
-    out[:, :, : a.shape[2]] = a
-    for k in bug_seats:
-        thrust = a[:, k, 0]
-        out[:, k, 0] = thrust * cos[:, k]
-        out[:, k, 1] = thrust * sin[:, k]
-        out[:, k, 2] = a[:, k, 1]
-    return out
+# How a seat's actions become its actuator inputs (`actions_to_inputs`).
+COPY, DISC_FORCE, BUG_THRUST = 0, 1, 2
 
 
-def disc_forces_to_world(
-    a: np.ndarray, cos: np.ndarray, sin: np.ndarray, disc_seats: Sequence[int]
-) -> np.ndarray:
-    """(N, 2, act_dim) actions with the disc seats' (x, y) forces turned from the agent's
-    frame to the world by the heading it last observed (`cos`, `sin`: (N, 2))."""
-    # (x, y) -> (c x - s y, s x + c y), written as c (x, y) + (-s, s) (y, x) (same products;
-    # (-s) y = -(s y) exactly). The arithmetic runs in the actions' precision (numpy's
-    # promotion: float32 actions give float32 forces), as the one-game env always did.
-    dtype = np.result_type(a.dtype, 1.0)
-    c = cos.astype(dtype)[:, :, None]
-    s = sin.astype(dtype)[:, :, None]
-    u = a[:, :, :2]
-    turned = c * u + np.concatenate((-s, s), axis=2) * u[:, :, ::-1]
-    if len(disc_seats) == 2 and a.shape[2] == 2:
-        return turned
-    out = a.astype(turned.dtype)  # a copy, also when the type stays
-    for k in disc_seats:
-        out[:, k, :2] = turned[:, k]
-    return out
+@numba.njit(cache=True, nogil=True)
+def actions_to_inputs(
+    actions: np.ndarray,
+    cos: np.ndarray,
+    sin: np.ndarray,
+    kinds: np.ndarray,
+    width: int,
+    take: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """(N, 2, act_dim) actions -> `out` (N, nu) actuator inputs of N games.
+
+    Actions are clipped to [-1, 1] (NaN stays NaN, as with np.clip) and, per seat `kinds`:
+    COPY as they are (ant); DISC_FORCE: a disc's (x, y) force turned from the agent's frame
+    to the world, (c x - s y, s x + c y); BUG_THRUST: a bug's (thrust, turn) becomes
+    (thrust c, thrust s, turn) for its (force x, force y, turn) motors; c, s = `cos`, `sin`
+    (N, 2) of the heading the agent last observed. The seats' inputs are laid out `width`
+    apart and `take` (nu,) picks each actuator's input. In float64 whatever the actions'
+    type."""
+    inputs = np.zeros(2 * width)
+    n_act = actions.shape[2]
+    for i in range(actions.shape[0]):
+        for s in range(2):
+            base = s * width
+            for m in range(n_act):
+                v = np.float64(actions[i, s, m])
+                if v < -1.0:
+                    v = -1.0
+                elif v > 1.0:
+                    v = 1.0
+                inputs[base + m] = v
+            c, sn = cos[i, s], sin[i, s]
+            if kinds[s] == DISC_FORCE:
+                x, y = inputs[base], inputs[base + 1]
+                inputs[base] = c * x - sn * y
+                inputs[base + 1] = sn * x + c * y
+            elif kinds[s] == BUG_THRUST:
+                thrust, turn = inputs[base], inputs[base + 1]
+                inputs[base] = thrust * c
+                inputs[base + 1] = thrust * sn
+                inputs[base + 2] = turn
+        for u in range(len(take)):
+            out[i, u] = inputs[take[u]]

@@ -9,10 +9,13 @@ on a grid), so one `mj_step` advances them all and there is no Python per game: 
 cheap bodies MuJoCo's fixed cost per call outweighs one game's physics, and stepping N
 one-game MjData from a Python loop was ~5x slower per game (disc, N=256). After the step,
 each MjData field the observation needs (sensordata, qvel, cfrc_ext, and qpos for ants) is
-one (N, per game) view; everything else (headings, rules, rewards, observations) is numpy
-over all games at once (envs/sumo/observation.py: BatchObserver). Sensors in the model put
-the torso poses and the "agents touch" test into sensordata, so one read replaces several
-fields and the contact scan. Measured figures: BENCHMARKS.md, "Sumo env speed".
+one (N, per game) view; everything else (headings, observations, rules, rewards, and the
+actions' conversion to motor inputs) runs in compiled (numba) loops over the games:
+`BatchObserver` and `actions_to_inputs` (envs/sumo/observation.py), `_score_games` below
+with the one-game rules of envs/sumo/rules.py. As numpy calls over all games, that work
+cost about as much as the cheap bodies' physics. Sensors in the model put the torso poses
+and the "agents touch" test into sensordata, so one read replaces several fields and the
+contact scan. Measured figures: BENCHMARKS.md, "Sumo env speed".
 
 Games are independent but their arenas sit at different world coordinates, so game g is
 not bit-identical to a lone game (model.py); game 0 is: `SumoEnv` (one game) plays exactly
@@ -46,6 +49,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import mujoco
+import numba
 import numpy as np
 
 from envs.sumo.model import (
@@ -58,11 +62,13 @@ from envs.sumo.model import (
     game_prefix,
 )
 from envs.sumo.observation import (
+    BUG_THRUST,
+    COPY,
+    DISC_FORCE,
     AgentIndex,
     BatchObserver,
     Geometry,
-    bug_thrust_to_world,
-    disc_forces_to_world,
+    actions_to_inputs,
     index_agent,
 )
 from envs.sumo.rules import (
@@ -70,10 +76,10 @@ from envs.sumo.rules import (
     REASONS,
     TIME_LIMIT,
     ShapingWeights,
-    judge_batch,
-    shaping_terms,
-    shaping_weight,
-    sparse_rewards_batch,
+    anneal,
+    shaping,
+    sparse_reward,
+    verdict,
 )
 from envs.sumo.start import place_agents
 
@@ -142,21 +148,21 @@ class SumoVector:
         self.obs_dim = self.observer.obs_dim
         self.act_sizes = tuple(i.num_actions for i in self.idx)
         self.act_dim = max(self.act_sizes)
-        self._disc_seat_ids = [k for k, i in enumerate(self.idx) if not i.oriented]
-        self._bug_seat_ids = [k for k, b in enumerate(bodies) if b == "bug"]
+        # How each seat's actions drive its actuators (observation.actions_to_inputs): an
+        # ant's directly, a disc's force and a bug's thrust along the heading it observed.
+        self._act_kinds = np.array(
+            [BUG_THRUST if b == "bug" else DISC_FORCE if not i.oriented else COPY
+             for b, i in zip(bodies, self.idx, strict=True)]
+        )  # fmt: skip
         nu = m.nu // num_envs
         # Actuator inputs (N, 2 * width) -> ctrl (N, nu): which input drives each actuator.
         # Inputs are the actions, except a bug's (thrust, turn) -> (force x, force y, turn).
-        self._input_width = max(self.act_dim, 3) if self._bug_seat_ids else self.act_dim
-        take = np.zeros(nu, np.int64)
+        self._input_width = max(self.act_dim, 3) if "bug" in bodies else self.act_dim
+        self._act_take = np.zeros(nu, np.int64)
         for k, idx in enumerate(self.idx):
             count = idx.actuators.stop - idx.actuators.start
-            take[idx.actuators] = k * self._input_width + np.arange(count)
-        identity = np.array_equal(take, np.arange(2 * self._input_width))
-        self._act_take = None if identity else take
+            self._act_take[idx.actuators] = k * self._input_width + np.arange(count)
         self._can_fall = np.array([s.fall_height is not None for s in specs])
-        self._any_can_fall, self._all_can_fall = bool(self._can_fall.any()), all(self._can_fall)
-        self._never_fall = np.zeros((num_envs, 2), bool)
         # A body that cannot fall gets -inf: no torso height is below it.
         self._fall_height = np.array(
             [-np.inf if s.fall_height is None else s.fall_height for s in specs]
@@ -173,6 +179,8 @@ class SumoVector:
         self._ctrl_buf = np.zeros((n, nu))
         # Torso xy sensors are world positions; rows minus this are relative to the ring.
         self._xy_origin = np.tile(self.origins, 2)
+        self._mj_rows = (self._sensordata, self.qpos, self.qvel, self._cfrc)  # what observe reads
+        self._all_rows = np.arange(n)
 
         self._rngs = [
             np.random.default_rng(None if seed is None else seed + i) for i in range(num_envs)
@@ -194,7 +202,7 @@ class SumoVector:
         self.final_obs = np.zeros((n, 2, self.obs_dim), np.float32)
         # Derived from the state after the last step / reset; the "before" of the next step.
         self._radial = np.zeros((n, 2))
-        self._gap = np.zeros(n)
+        self._xy = np.zeros((n, 2, 2))
         # cos and sin of the headings the agents last observed: their frames (disc forces).
         self._cos, self._sin = np.ones((n, 2)), np.zeros((n, 2))
         self._unstarted = set(range(n))  # games never reset: nothing to step yet
@@ -280,7 +288,7 @@ class SumoVector:
         Only kinematics and the position sensors: cheaper than mj_forward over all games,
         and it changes nothing the next mj_step reads (that recomputes everything from qpos
         and qvel). The contact sensor is not refreshed; freshly reset agents start apart, so
-        `_read` clears it for reset rows.
+        `_observe(fresh=True)` ignores it for reset rows.
         """
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_sensorPos(self.model, self.data)
@@ -317,86 +325,45 @@ class SumoVector:
         mujoco.mj_step(self.model, self.data, FRAME_SKIP)
         # cfrc_ext (the contact part of the observation) is only filled on request.
         mujoco.mj_rnePostConstraint(self.model, self.data)
-        state = self._gather(None)
-        cols = self.observer.columns(state)
-        geo = self.observer.geometry(cols)
-        alpha = shaping_weight(self.total_steps, self.shaping_steps)
         if all_active:
             self.steps += 1
             self.total_steps += 1
-            self.touching = geo.touching
         else:
             active = ~done
             self.steps += active
             self.total_steps += active
-            self.touching = np.where(active, geo.touching, self.touching)
-        self.touched |= self.touching
-        radial = geo.radial
-        fallen = geo.height < self._fall_height if self._any_can_fall else self._never_fall
-        verdict = judge_batch(radial > self.radius[:, None], fallen, self.touched)
-        ended = verdict.reason != ONGOING
-        truncated = self.steps >= self.max_steps
+        # Observations of every game now (a finished game's row is replaced below; a game
+        # that restarts keeps this row as its final observation).
+        time_left = 1.0 - self.steps / self.max_steps
+        rows, origin = self._all_rows, self._xy_origin
+        obs, geo = self.observer.observe(self._mj_rows, origin, rows, self.radius, time_left)
+        rewards, terms = np.empty((n, 2)), np.empty((len(TERM_NAMES), n, 2))
+        alpha, ended, truncated = np.empty(n), np.empty(n, np.bool_), np.empty(n, np.bool_)
+        reason, winner, loser = self.reason.copy(), self.winner.copy(), self.loser.copy()
+        finished = _score_games(
+            done, geo.radial, geo.xy, geo.height, geo.up_z, geo.touching, self.radius,
+            self.steps, self.total_steps, self.max_steps, self._fall_height, self._can_fall,
+            float(self.draw_reward), self.weights.as_tuple(), self.shaping_steps, self._radial,
+            self._xy, self.touching, self.touched, reason, winner, loser, rewards, terms,
+            alpha, ended, truncated,
+        )  # fmt: skip
         if not all_active:
-            ended &= ~done
-            truncated &= ~done
-        truncated &= ~ended
-        finished = ended | truncated
-        any_finished = bool(np.count_nonzero(finished))
-        sparse = np.zeros((n, 2))
-        if any_finished:
-            sparse[ended] = sparse_rewards_batch(verdict.winner, verdict.loser, self.draw_reward)[
-                ended
-            ]
-            sparse[truncated] = self.draw_reward
-        up_z = geo.up_z if self._all_can_fall else np.where(self._can_fall, geo.up_z, 0.0)
-        terms = shaping_terms(self.weights, self._gap, geo.gap, self._radial, radial, up_z)
-        weight = alpha[:, None]
-        scaled = [weight * terms["approach"], weight * terms["push"], weight * terms["upright"]]
-        # Summed in the order SumoEnv always reported them: approach, push, upright, sparse.
-        rewards = scaled[0] + scaled[1] + scaled[2] + sparse
-        reason, winner, loser = verdict
-        if any_finished:
-            reason = np.where(truncated, TIME_LIMIT, reason).astype(np.int8)
-        if not all_active:  # finished games keep their outcome; they earn nothing
-            rewards[done] = 0.0
-            for t in scaled:
-                t[done] = 0.0
-            alpha = np.where(done, 0.0, alpha)
-            reason = np.where(done, self.reason, reason)
-            winner = np.where(done, self.winner, winner)
-            loser = np.where(done, self.loser, loser)
-        self.reward_terms = dict(zip(TERM_NAMES, [*scaled, sparse], strict=True))
+            obs[done] = self.final_obs[done]  # finished games repeat their final observation
+        self.reward_terms = dict(zip(TERM_NAMES, terms, strict=True))
         self.shaping_weight = alpha
         self.reason, self.winner, self.loser = reason, winner, loser
+        restart = np.flatnonzero(ended | truncated) if self.autoreset and finished else None
         # Copies returned: resets clear the attributes in place, the caller keeps the flags.
         terminated, truncated = self.terminated | ended, self.truncated | truncated
         self.terminated, self.truncated = terminated.copy(), truncated.copy()
-        radius, touching = self.radius, self.touching
-        time_left = 1.0 - self.steps / self.max_steps
-        restart = np.flatnonzero(finished) if self.autoreset and any_finished else None
+        self.final_obs = obs
         if restart is not None:
-            # Restart the finished games first, then build the final observations of all
-            # games and the first ones of the new episodes in one call (one fixed cost).
-            radius, touching = radius.copy(), touching.copy()  # resets write them in place
+            obs = obs.copy()
             for i in restart:
                 self._reset_game(int(i), None)
             self._forward_positions()
-            cols_new, geo_new = self._read(restart, fresh=True)
-            cols = np.concatenate((cols, cols_new), axis=1)
-            geo_all = Geometry(*(np.concatenate(p) for p in zip(geo, geo_new, strict=True)))
-            radius = np.concatenate((radius, self.radius[restart]))
-            touching = np.concatenate((touching, self.touching[restart]))
-            time_left = np.concatenate((time_left, 1.0 - self.steps[restart] / self.max_steps))
-            both = self.observer.build(cols, geo_all, radius, touching, time_left)
-            self.final_obs = both[:n]
-            obs = both[:n].copy()
-            obs[restart] = both[n:]
-        else:
-            obs = self.observer.build(cols, geo, radius, touching, time_left)
-            if not all_active:  # finished games repeat their final observation
-                obs[done] = self.final_obs[done]
-            self.final_obs = obs
-        self._radial, self._gap = radial, geo.gap
+            obs[restart], geo_new = self._observe(restart, fresh=True)
+        self._radial, self._xy = geo.radial, geo.xy
         self._cos, self._sin = geo.cos_yaw, geo.sin_yaw
         if restart is not None:
             self._remember(restart, geo_new)
@@ -404,62 +371,42 @@ class SumoVector:
 
     def _set_controls(self, a: np.ndarray) -> None:
         """Fill the (N, nu) ctrl buffer from (N, 2, act_dim) actions."""
-        a = np.minimum(np.maximum(a, -1.0), 1.0)  # = np.clip, at a third of its call cost
-        if self._disc_seat_ids:
-            a = disc_forces_to_world(a, self._cos, self._sin, self._disc_seat_ids)
-        if self._bug_seat_ids:
-            a = bug_thrust_to_world(a, self._cos, self._sin, self._bug_seat_ids)
-        a = a.reshape(self.num_envs, -1)
-        self._ctrl_buf[:] = a if self._act_take is None else a[:, self._act_take]
+        kinds, width, take = self._act_kinds, self._input_width, self._act_take
+        actions_to_inputs(a, self._cos, self._sin, kinds, width, take, self._ctrl_buf)
 
     # -- reading MjData ---------------------------------------------------------------------
 
-    def _gather(self, rows: np.ndarray | None) -> np.ndarray:
-        """State rows (BatchObserver) of the given games (all when None), read from MjData
-        now: one array copy per MjData field for all games."""
-        ob = self.observer
+    def _observe(self, rows: np.ndarray | None, fresh: bool = False) -> tuple[np.ndarray, Geometry]:
+        """Observations and geometry of the given games (all when None) from MjData now,
+        reporting their stored `touching` flags; `fresh`: the games were just reset
+        (`_forward_positions`), so they do not touch."""
         pick = slice(None) if rows is None else rows
-        state = np.empty((self.num_envs if rows is None else len(rows), ob.width))
-        state[:, ob.sensor_cols] = self._sensordata[pick]
-        state[:, ob.xy_cols] -= self._xy_origin[pick]
-        if ob.qpos_cols is not None:
-            state[:, ob.qpos_cols] = self.qpos[pick]
-        state[:, ob.qvel_cols] = self.qvel[pick]
-        state[:, ob.cfrc_cols] = self._cfrc[pick]
-        state[:, -1] = 0.0
-        return state
-
-    def _observe(self, cols: np.ndarray, geo: Geometry, rows: np.ndarray | None) -> np.ndarray:
-        pick = slice(None) if rows is None else rows
-        time_left = 1.0 - self.steps[pick] / self.max_steps
-        return self.observer.build(cols, geo, self.radius[pick], self.touching[pick], time_left)
-
-    def _read(self, rows: np.ndarray | None, fresh: bool = False) -> tuple[np.ndarray, Geometry]:
-        """State columns (BatchObserver) and geometry of the given games, from MjData now;
-        `fresh`: the games were just reset (`_forward_positions`), so they do not touch."""
-        state = self._gather(rows)
-        if fresh:
-            state[:, self.observer.touch_col] = 0.0
-        cols = self.observer.columns(state)
-        return cols, self.observer.geometry(cols)
+        return self.observer.observe(
+            self._mj_rows,
+            self._xy_origin,
+            self._all_rows if rows is None else rows,
+            self.radius[pick],
+            1.0 - self.steps[pick] / self.max_steps,
+            touching=self.touching[pick],
+            fresh=fresh,
+        )
 
     def _remember(self, rows: np.ndarray | None, geo: Geometry) -> None:
         """Keep the given games' geometry: where their next step starts."""
         pick = slice(None) if rows is None else rows
-        self._radial[pick], self._gap[pick] = geo.radial, geo.gap
+        self._radial[pick], self._xy[pick] = geo.radial, geo.xy
         self._cos[pick], self._sin[pick] = geo.cos_yaw, geo.sin_yaw
 
     def _refresh(self, rows: np.ndarray | None, fresh: bool = False) -> np.ndarray:
         """Re-read the given games from MjData and remember them; their observations."""
-        cols, geo = self._read(rows, fresh)
+        obs, geo = self._observe(rows, fresh)
         self._remember(rows, geo)
-        return self._observe(cols, geo, rows)
+        return obs
 
     def observe(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Observations of the given games (all when None) from their MjData as it is now,
         without changing any episode state (e.g. after writing MjData for a test)."""
-        cols, geo = self._read(rows)
-        return self._observe(cols, geo, rows)
+        return self._observe(rows)[0]
 
     def sync(self, i: int) -> None:
         """Call after writing game i's state and running mj_forward: re-derives the
@@ -474,3 +421,85 @@ class SumoVector:
         self.qpos[i, idx.root_qpos[:2]] = np.add(xy, origin)
         mujoco.mj_forward(self.model, self.data)
         self.sync(i)
+
+
+@numba.njit(cache=True, nogil=True)
+def _score_games(  # noqa: PLR0913 (one loop over the games; SumoVector.step names them)
+    done: np.ndarray,
+    radial: np.ndarray,
+    xy: np.ndarray,
+    height: np.ndarray,
+    up_z: np.ndarray,
+    touching_now: np.ndarray,
+    radius: np.ndarray,
+    steps: np.ndarray,
+    total_steps: np.ndarray,
+    max_steps: int,
+    fall_height: np.ndarray,
+    can_fall: np.ndarray,
+    draw_reward: float,
+    weights: tuple,
+    shaping_steps: int,
+    radial_before: np.ndarray,
+    xy_before: np.ndarray,
+    touching: np.ndarray,
+    touched: np.ndarray,
+    reason: np.ndarray,
+    winner: np.ndarray,
+    loser: np.ndarray,
+    rewards: np.ndarray,
+    terms: np.ndarray,
+    alpha: np.ndarray,
+    ended: np.ndarray,
+    truncated: np.ndarray,
+) -> int:
+    """Judge and reward every game after a step (envs/sumo/rules.py has the rules); returns
+    how many ended. Inputs are the geometry after the step (`radial`, `xy`, `height`,
+    `up_z`, `touching_now`) and before it (`radial_before`, `xy_before`), and the step
+    counts already advanced. Writes the per-game flags (`touching`, `touched`) and outcome
+    (`reason`, `winner`, `loser`) in place, and fills `rewards`, `terms` (approach, push,
+    upright, sparse: each annealed term as rewarded), `alpha` (the anneal weight),
+    `ended`, `truncated`. A game that was already `done` keeps its outcome and earns
+    nothing."""
+    finished = 0
+    up = np.empty(2)
+    dense = np.empty((3, 2))
+    for i in range(len(done)):
+        if done[i]:
+            rewards[i] = 0.0
+            terms[:, i] = 0.0
+            alpha[i] = 0.0
+            ended[i] = truncated[i] = False
+            continue
+        a = anneal(total_steps[i] - 1, shaping_steps)  # the count before this step
+        alpha[i] = a
+        touching[i] = touching_now[i]
+        touched[i] = touched[i] or touching_now[i]
+        why, win, lose = verdict(
+            radial[i, 0] > radius[i],
+            radial[i, 1] > radius[i],
+            height[i, 0] < fall_height[0],
+            height[i, 1] < fall_height[1],
+            touched[i],
+        )
+        end = why != ONGOING
+        trunc = not end and steps[i] >= max_steps
+        for s in range(2):
+            up[s] = up_z[i, s] if can_fall[s] else 0.0
+        shaping(weights, xy_before[i], xy[i], radial_before[i], radial[i], up, dense)
+        for s in range(2):
+            sparse = 0.0
+            if end:
+                sparse = sparse_reward(win, lose, s, draw_reward)
+            elif trunc:
+                sparse = draw_reward
+            terms[0, i, s] = a * dense[0, s]
+            terms[1, i, s] = a * dense[1, s]
+            terms[2, i, s] = a * dense[2, s]
+            terms[3, i, s] = sparse
+            rewards[i, s] = terms[0, i, s] + terms[1, i, s] + terms[2, i, s] + sparse
+        reason[i] = TIME_LIMIT if trunc else why
+        winner[i], loser[i] = win, lose
+        ended[i], truncated[i] = end, trunc
+        finished += end or trunc
+    return finished
