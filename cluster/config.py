@@ -100,6 +100,11 @@ class AlgorithmConfig(_Section):
     lr_anneal_steps: int = Field(0, ge=0)
     # PPO clip on the ratio pi/mu; V-trace truncation rho_bar = c_bar = 1 (IMPALA).
     clip: float = Field(0.2, gt=0.0)
+    # Dual-clip PPO (Ye et al. 2020, for large-scale self-play): where the advantage is
+    # negative the loss is capped at dual_clip * |advantage|, so a ratio that grew
+    # huge over an update's epochs (a sharp Gaussian moving onto an old action: the sumo
+    # disc job overflowed float32 at 4 minutes) cannot dominate; 0 turns it off.
+    dual_clip: float = Field(3.0, ge=0.0)
     vtrace_rho_bar: float = Field(1.0, gt=0.0)
     entropy_coef: float = Field(0.01, ge=0.0)
     value_coef: float = Field(0.5, ge=0.0)

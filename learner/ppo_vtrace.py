@@ -61,6 +61,9 @@ def vtrace_targets(
     return vs, adv, logp
 
 
+_LOG_RATIO_MAX = 20.0
+
+
 def ppo_loss(
     net: PolicyValueNet,
     batch: Batch,
@@ -71,9 +74,16 @@ def ppo_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     logp, values, entropy = _logp_values(net, batch.obs, batch.mask, batch.actions)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    ratio = torch.exp(logp - old_logp)
+    # The log-ratio is bounded before exp: float32 overflows past e^88, and an inf ratio
+    # would turn the unchosen branch's zero gradient into NaN. Where it binds (a ratio
+    # over e^20) the dual clip below has long taken over, or the clip for positive
+    # advantages, so no chosen term depends on the bound.
+    ratio = torch.exp(torch.clamp(logp - old_logp, max=_LOG_RATIO_MAX))
     clipped = torch.clamp(ratio, 1.0 - cfg.clip, 1.0 + cfg.clip)
-    policy_loss = -torch.min(ratio * adv, clipped * adv).mean()
+    surrogate = torch.min(ratio * adv, clipped * adv)
+    if cfg.dual_clip > 0.0:
+        surrogate = torch.where(adv < 0.0, torch.max(surrogate, cfg.dual_clip * adv), surrogate)
+    policy_loss = -surrogate.mean()
     value_loss = 0.5 * (values - vs).pow(2).mean()
     entropy_mean = entropy.mean()
     loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy_mean

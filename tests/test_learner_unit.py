@@ -122,3 +122,37 @@ def test_conv_model_config_is_validated() -> None:
         ModelConfig(kind="conv")
     with pytest.raises(ValidationError, match="differ in length"):
         ModelConfig(kind="conv", conv_input=(6, 7, 2), conv_channels=(8, 8), conv_kernels=(3,))
+
+
+def test_ppo_loss_stays_finite_and_dual_clipped_for_huge_ratios() -> None:
+    """A sharp Gaussian moved onto an old action: logp rose by ~100 within one update
+    (float32 exp overflows past 88). The loss must stay finite with finite gradients, and
+    a negative advantage costs at most dual_clip times its size."""
+    from learner.ppo_vtrace import ppo_loss
+
+    torch.manual_seed(0)
+    net = build_net(ModelConfig(hidden=(8,)), OBS, 2, continuous=True)
+    batch = Batch(
+        obs=torch.randn(1, 4, OBS),
+        mask=None,
+        actions=torch.zeros(1, 4, 2),
+        rewards=torch.zeros(1, 4),
+        dones=torch.ones(1, 4, dtype=torch.bool),
+        behaviour_logp=torch.zeros(1, 4),
+        bootstrap_obs=torch.zeros(4, OBS),
+    )
+    adv = torch.tensor([[-1.0, -1.0, 1.0, 1.0]])
+    old_logp = torch.full((1, 4), -150.0)  # new / old = e^~150 for every row
+    a = 1.0 / (4.0 / 3.0) ** 0.5  # |advantage| after normalisation (std of +-1 over 4)
+    for dual_clip in (3.0, 0.0):
+        cfg = AlgorithmConfig(dual_clip=dual_clip)
+        loss, stats = ppo_loss(net, batch, torch.zeros(1, 4), adv, old_logp, cfg)
+        loss.backward()
+        assert torch.isfinite(loss)
+        assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+        net.zero_grad()
+        if dual_clip:  # negative rows cost 3 |A|, positive rows gain (1 + clip) |A|
+            expected = -(2 * (-3.0 * a) + 2 * (1.2 * a)) / 4
+            assert stats["loss/policy"] == pytest.approx(expected, rel=1e-5)
+        else:  # e^20 |A|: bounded, not capped
+            assert stats["loss/policy"] > 1e6
