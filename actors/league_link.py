@@ -2,8 +2,11 @@
 
 A game needs a match when it starts and reports a result when it ends: two gRPC
 calls per game, which stalled the rollout loop for most of its time on short games
-like connect_four. Here a background thread samples matches ahead of need and
-sends results from a queue; the loop only touches in-memory deques. Both go in
+like connect_four. Here background threads sample matches ahead of need and send
+results from a queue; the loop only touches in-memory deques. Matches and results have
+a thread each: a results call can take 0.3-0.7 s while the league writes them, and
+behind it the prefetched matches ran out (a third of a connect_four actor's games
+started on a direct call). Both go in
 batches, one call for every match missing from the prefetch (SampleOpponents) and
 one for every result queued (ReportResults): one call per game still saturated the
 thread at ~150 connect_four games/s and left the loop waiting on cold starts.
@@ -24,7 +27,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from league.client import LeagueClient, LeagueError, Match
@@ -44,6 +47,42 @@ _FIRST_BACKOFF_S = 0.1
 _MAX_BACKOFF_S = 2.0
 
 
+class _Backoff:
+    """Retry pacing for one of the link's threads while the league is unreachable."""
+
+    def __init__(self, doing: str) -> None:
+        self.doing = doing
+        self._retry_at = 0.0  # monotonic time before which the league is left alone
+        self._delay_s = _FIRST_BACKOFF_S
+        self._down_since: float | None = None
+
+    def waiting(self) -> bool:
+        return time.monotonic() < self._retry_at
+
+    def failed(self, err: LeagueError) -> None:
+        """Re-raises a real error; for a transient one, backs off before the next try."""
+        if err.code not in TRANSIENT_CODES:
+            raise err
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+            # The error names the address and the status, never the token.
+            log.warning("league unreachable while %s, retrying with backoff: %s", self.doing, err)
+        self._retry_at = now + self._delay_s
+        self._delay_s = min(self._delay_s * 2.0, _MAX_BACKOFF_S)
+
+    def succeeded(self, detail: str = "") -> None:
+        if self._down_since is not None:
+            log.info(
+                "league reachable again after %.1fs (%s)%s",
+                time.monotonic() - self._down_since,
+                self.doing,
+                detail,
+            )
+        self._down_since = None
+        self._delay_s = _FIRST_BACKOFF_S
+
+
 @dataclass
 class ReportCounts:
     """What became of the results handed to a link (final once `close` returned)."""
@@ -56,6 +95,9 @@ class ReportCounts:
     duplicates: int = 0
     deferred: int = 0  # sends put off because the league was unreachable
     unsent: int = 0  # still queued when close() gave up waiting for the league
+    # Calls (results and matches) the league client retried after a transient failure;
+    # set by close().
+    client_retries: int = 0
 
 
 class LeagueLink:
@@ -76,7 +118,13 @@ class LeagueLink:
         self.players = (players,) if isinstance(players, str) else tuple(players)
         if not self.players or (teams and len(self.players) != 2):
             raise ValueError(f"a league link serves two teams or 1+ lineages, got {self.players}")
-        self.client, self.prefetch = client, max(1, prefetch)
+        # `prefetch`: how many games may start at once (the actor's games). Twice that
+        # is kept ready: short games (connect_four) end in bursts, and with exactly one
+        # vector's worth a third of the starts found the deque empty and waited ~2 ms
+        # on a direct call.
+        self.client, self.prefetch = client, 2 * max(1, prefetch)
+        self._eval_depth = max(1, prefetch // 4)
+        self.cold_starts = 0  # training matches asked for directly (the deque was empty)
         self.player = self.players[0]
         # player -> opponent lineage ("" = as the league decides for its role)
         self._opponents = (
@@ -94,19 +142,25 @@ class LeagueLink:
         # Prefetching starts with the first request: the learner registers its player
         # with the league only once it is up.
         self._active = False
-        self._wake = threading.Event()
+        self._wake_reports = threading.Event()
+        self._wake_matches = threading.Event()
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self.counts = ReportCounts()
         # Taken off the queue, not yet acknowledged; None: the closing sentinel came.
         self._sending: list[Report] = []
         self._closing = False
-        self._retry_at = 0.0  # monotonic time before which the league is left alone
-        self._backoff_s = _FIRST_BACKOFF_S
-        self._down_since: float | None = None
+        self._report_backoff = _Backoff("reporting results")
+        self._match_backoff = _Backoff("prefetching matches")
         self._abandon = threading.Event()  # close() gave up: stop retrying
-        self._thread = threading.Thread(target=self._loop, name="league-link", daemon=True)
+        self._thread = threading.Thread(
+            target=self._guarded, args=(self._report_loop,), name="league-results", daemon=True
+        )
+        self._match_thread = threading.Thread(
+            target=self._guarded, args=(self._match_loop,), name="league-matches", daemon=True
+        )
         self._thread.start()
+        self._match_thread.start()
 
     # -- the rollout loop's side --------------------------------------------------
     def training_match(self, player: str | None = None) -> Match:
@@ -117,8 +171,9 @@ class LeagueLink:
         try:
             match = self._training[player].popleft()
         except IndexError:  # cold start: ask directly
+            self.cold_starts += 1
             match = self.client.sample_opponent(player, self._opponents[player])
-        self._wake.set()
+        self._wake_matches.set()
         return match
 
     def eval_match(self) -> Match | None:
@@ -129,7 +184,7 @@ class LeagueLink:
             match = self._eval.popleft()
         except IndexError:
             match = None
-        self._wake.set()
+        self._wake_matches.set()
         return match
 
     @property
@@ -141,7 +196,7 @@ class LeagueLink:
         self._raise_if_failed()
         self.counts.queued += 1
         self._reports.put(report)
-        self._wake.set()
+        self._wake_reports.set()
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Sends every queued result (retrying while the league is unreachable), then
@@ -149,13 +204,18 @@ class LeagueLink:
         counted as `counts.unsent`."""
         self._reports.put(None)
         self._stop.set()
-        self._wake.set()
+        self._wake_reports.set()
+        self._wake_matches.set()
         self._thread.join(timeout_s)
         gave_up = self._thread.is_alive()
         if gave_up:
             self._abandon.set()
-            self._wake.set()
+            self._wake_reports.set()
+        # Prefetching stops at its next wake-up; a call in flight is left to its timeout
+        # (the thread is a daemon and holds nothing that must be saved).
+        self._match_thread.join(1.0)
         self.counts.unsent = self.counts.queued - self.counts.acked
+        self.counts.client_retries = self.client.retries
         if self.counts.unsent:
             # Not raised when the league is merely unreachable: the caller is shutting
             # down and must still stop cleanly (the learner's final checkpoint comes
@@ -168,7 +228,7 @@ class LeagueLink:
         log.info(
             "league link closed: %d results queued, %d acknowledged (%d applied, "
             "%d duplicates), %d unsent; %d sends deferred while the league was "
-            "unreachable, %d client retries",
+            "unreachable, %d client retries, %d matches not prefetched in time",
             self.counts.queued,
             self.counts.acked,
             self.counts.applied,
@@ -176,6 +236,7 @@ class LeagueLink:
             self.counts.unsent,
             self.counts.deferred,
             self.client.retries,
+            self.cold_starts,
         )
         self._raise_if_failed()
 
@@ -183,28 +244,6 @@ class LeagueLink:
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise RuntimeError(f"league link failed: {self._error}") from self._error
-
-    def _league_down(self, err: LeagueError, doing: str) -> None:
-        """Re-raises a real error; for a transient one, backs off before the next try."""
-        if err.code not in TRANSIENT_CODES:
-            raise err
-        now = time.monotonic()
-        if self._down_since is None:
-            self._down_since = now
-            # The error names the address and the status, never the token.
-            log.warning("league unreachable while %s, retrying with backoff: %s", doing, err)
-        self._retry_at = now + self._backoff_s
-        self._backoff_s = min(self._backoff_s * 2.0, _MAX_BACKOFF_S)
-
-    def _league_up(self) -> None:
-        if self._down_since is not None:
-            log.info(
-                "league reachable again after %.1fs; %d results waiting",
-                time.monotonic() - self._down_since,
-                self._reports.qsize() + len(self._sending),
-            )
-        self._down_since = None
-        self._backoff_s = _FIRST_BACKOFF_S
 
     def _send_reports(self) -> bool:
         """Sends queued reports in order, in batches; False once the closing sentinel was
@@ -228,14 +267,14 @@ class LeagueLink:
             try:
                 applied = self.client.report_results(self._sending)
             except LeagueError as err:
-                self._league_down(err, "reporting results")
+                self._report_backoff.failed(err)
                 self.counts.deferred += 1
                 return True
             self._sending = []
             self.counts.acked += len(applied)
             self.counts.applied += sum(applied)
             self.counts.duplicates += len(applied) - sum(applied)
-            self._league_up()
+            self._report_backoff.succeeded(f"; {self._reports.qsize()} results waiting")
         return False
 
     def _refill(self) -> None:
@@ -248,31 +287,40 @@ class LeagueLink:
         now = time.monotonic()
         if self._eval_wanted and now >= self._eval_blocked_until:
             try:
-                while len(self._eval) < max(1, self.prefetch // 4):
+                while len(self._eval) < self._eval_depth:
                     self._eval.append(self.client.sample_eval_match(*self._eval_lineages))
             except LeagueError as err:
                 if err.code != "FAILED_PRECONDITION":
                     raise
                 self._eval_blocked_until = now + self._eval_retry_s  # < 2 frozen players
 
-    def _loop(self) -> None:
+    def _report_loop(self) -> None:
+        while not self._abandon.is_set():
+            self._wake_reports.wait(0.2)
+            self._wake_reports.clear()
+            if self._report_backoff.waiting():
+                continue  # backing off while the league is unreachable
+            if not self._send_reports():
+                return
+
+    def _match_loop(self) -> None:
+        while not (self._stop.is_set() or self._abandon.is_set()):
+            self._wake_matches.wait(0.2)
+            self._wake_matches.clear()
+            if not self._active or self._match_backoff.waiting() or self._stop.is_set():
+                continue
+            try:
+                self._refill()
+            except LeagueError as err:
+                # Prefetching is an optimisation: the rollout loop asks directly when
+                # the deque runs dry.
+                self._match_backoff.failed(err)
+            else:
+                self._match_backoff.succeeded()
+
+    def _guarded(self, loop: Callable[[], None]) -> None:
         try:
-            while not self._abandon.is_set():
-                self._wake.wait(0.2)
-                self._wake.clear()
-                if time.monotonic() < self._retry_at:
-                    continue  # backing off while the league is unreachable
-                if not self._send_reports():
-                    return
-                if self._active and not self._stop.is_set() and not self._sending:
-                    try:
-                        self._refill()
-                    except LeagueError as err:
-                        # Prefetching is an optimisation: the rollout loop asks
-                        # directly when the deque runs dry.
-                        self._league_down(err, "prefetching matches")
-                    else:
-                        self._league_up()
+            loop()
         except BaseException as exc:  # surfaced to the rollout loop on its next call
             log.error("league link stopped: %s", exc)
             self._error = exc

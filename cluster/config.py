@@ -175,6 +175,11 @@ class LeagueConfig(_Section):
     # and it forgets how (sumo bug, BENCHMARKS.md run 10).
     builtin_sampling: Literal["uniform", "pfsp_hard", "pfsp_var", "five"] | None = None
     pfsp_exponent: float = Field(2.0, gt=0.0)
+    # What a draw counts in the win rates PFSP reads (for both sides): 1/2, or 0 where the
+    # env pays a draw like a loss (sumo's draw_reward -1). At 1/2 an opponent the learner
+    # only draws with looked three-quarters beaten, and PFSP turned away from it (sumo bug,
+    # BENCHMARKS.md run 19).
+    draw_score: float = Field(0.5, ge=0.0, le=1.0)
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     # External league service ("host:port"); None = start one in-process.

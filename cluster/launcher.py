@@ -105,6 +105,7 @@ def league_for_run(
         opponent_sampling=config.league.opponent_sampling,
         builtin_sampling=config.league.builtin_sampling,
         pfsp_exponent=config.league.pfsp_exponent,
+        draw_score=config.league.draw_score,
     )
     host = config.league.host
     advertise = None

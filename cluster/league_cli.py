@@ -246,6 +246,10 @@ def league_serve(
         float | None,
         typer.Option(help="win-rate recency decay per game, in (0, 1] (default: 0.99)"),
     ] = None,
+    draw_score: Annotated[
+        float | None,
+        typer.Option(help="a draw's score in the win rates PFSP reads, in [0, 1] (default: 0.5)"),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="matchmaking RNG seed (default: unseeded)")
     ] = None,
@@ -271,6 +275,7 @@ def league_serve(
         "self_play_fraction": self_play_fraction,
         "builtin_fraction": builtin_fraction,
         "payoff_decay": payoff_decay,
+        "draw_score": draw_score,
         "seed": seed,
     }
     if builtins is not None:

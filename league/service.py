@@ -86,6 +86,8 @@ class LeagueSettings:
     builtin_sampling: str | None = None
     pfsp_exponent: float = 2.0
     payoff_decay: float = 0.99
+    # What a draw scores for both sides in the win rates PFSP reads (payoff.py).
+    draw_score: float = 0.5
 
     def __post_init__(self) -> None:
         check_fractions(self.self_play_fraction, self.builtin_fraction)
@@ -98,6 +100,8 @@ class LeagueSettings:
             pfsp_weight(self.builtin_sampling, 0.5, self.pfsp_exponent)
         if not 0.0 < self.payoff_decay <= 1.0:
             raise ValueError(f"payoff_decay must be in (0, 1], got {self.payoff_decay}")
+        if not 0.0 <= self.draw_score <= 1.0:
+            raise ValueError(f"draw_score must be in [0, 1], got {self.draw_score}")
         for name in (self.anchor, *self.builtins):
             problem = name_problem(name)
             if problem:
@@ -165,7 +169,7 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             settings.builtin_fraction,
             settings.builtin_sampling,
         )
-        self._payoff = Payoff(settings.payoff_decay, store.results())
+        self._payoff = Payoff(settings.payoff_decay, store.results(), settings.draw_score)
         if settings.opponent_sampling == "five":
             self._quality: QualityScores | None = QualityScores()
             replay(
@@ -353,7 +357,7 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
 
     @_rpc
     def ReportResult(self, request: pb.ReportResultRequest) -> pb.ReportResultResponse:
-        return self._record(self._validate_result(request))
+        return self._record([self._validate_result(request)])[0]
 
     @_rpc
     def ReportResults(self, request: pb.ReportResultsRequest) -> pb.ReportResultsResponse:
@@ -365,11 +369,22 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
                 results.append(self._validate_result(item))
             except Rejected as exc:  # nothing recorded yet: the batch is refused whole
                 raise Rejected(exc.code, f"results[{i}]: {exc.message}") from exc
-        return pb.ReportResultsResponse(results=[self._record(r) for r in results])
+        return pb.ReportResultsResponse(results=self._record(results))
 
-    def _record(self, result: ResultRecord) -> pb.ReportResultResponse:
-        """Stores a validated result once (idempotent by match id)."""
-        applied, stored = self._store.add_result(result)
+    def _record(self, results: list[ResultRecord]) -> list[pb.ReportResultResponse]:
+        """Stores validated results once each (idempotent by match id), in one
+        transaction: durable before any reply says so."""
+        return [
+            self._apply(result, applied, stored)
+            for result, (applied, stored) in zip(
+                results, self._store.add_results(results), strict=True
+            )
+        ]
+
+    def _apply(
+        self, result: ResultRecord, applied: bool, stored: ResultRecord
+    ) -> pb.ReportResultResponse:
+        """The in-memory side of a stored result: counts, payoff, quality; the reply."""
         if applied:
             self._count_if_rated(result)
             self._payoff.add(result.player_a, result.player_b, result.outcome)

@@ -93,6 +93,44 @@ def test_payoff_decays_old_games_and_survives_a_restart(tmp_path: Path) -> None:
     assert counts["main@v1"] >= 395, counts
 
 
+@pytest.mark.parametrize("draw_score", [0.5, 0.0])
+def test_draw_score_sets_what_pfsp_makes_of_draws(tmp_path: Path, draw_score: float) -> None:
+    """main beats v1 half the time and draws the rest; it beats random 15-5. At draw_score
+    1/2 v1 looks easier than random (PFSP favours random); at 0, where a draw pays like a
+    loss, v1 is the harder one."""
+    settings = {"self_play_fraction": 0.0, "opponent_sampling": "pfsp_hard", "payoff_decay": 1.0}
+    server = _serve(tmp_path, draw_score=draw_score, **settings)
+    try:
+        with LeagueClient(server.address, TOKEN) as client:
+            client.register_player("main")
+            client.register_snapshot("main", 1)
+            _report_record(client, "main", "random", 15, 5)
+            for i in range(20):
+                outcome = "a_win" if i < 10 else "draw"
+                client.report_result(f"main-v1-{i}", "main", "main@v1", outcome)
+            payoff = {(e.player, e.opponent): e for e in client.payoff().entries}
+            counts = Counter(client.sample_opponent("main").player_b for _ in range(2000))
+    finally:
+        server.stop(0)
+    v1 = payoff[("main", "main@v1")]
+    assert (v1.wins, v1.draws, v1.losses) == (10, 10, 0)
+    rate_v1 = (10 + 10 * draw_score + 0.5) / 21
+    assert v1.win_rate == pytest.approx(rate_v1)
+    # v1's side: 10 losses and the same 10 draws, each draw_score too (no win for either)
+    assert payoff[("main@v1", "main")].win_rate == pytest.approx((10 * draw_score + 0.5) / 21)
+    w_v1, w_random = (1 - rate_v1) ** 2, (1 - 15.5 / 21) ** 2
+    p = w_v1 / (w_v1 + w_random)
+    assert abs(counts["main@v1"] / 2000 - p) < 4.5 * math.sqrt(p * (1 - p) / 2000), (counts, p)
+    assert (counts["main@v1"] > counts["random"]) == (draw_score == 0.0)
+
+
+def test_payoff_rejects_a_draw_score_outside_0_1() -> None:
+    with pytest.raises(ValueError, match="draw_score"):
+        Payoff(draw_score=1.5)
+    with pytest.raises(ValueError, match="draw_score"):
+        LeagueSettings(draw_score=-0.1)
+
+
 def test_teams_draw_opponents_from_the_other_lineage(tmp_path: Path) -> None:
     server = _serve(tmp_path, self_play_fraction=0.5)
     try:

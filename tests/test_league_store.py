@@ -63,6 +63,26 @@ def test_results_insert_once(store: LeagueStore) -> None:
         store.add_result(result("m2", "ghost", "random"))
 
 
+def test_a_batch_of_results_is_one_transaction(store: LeagueStore) -> None:
+    populate(store)
+    store.add_result(result("m0", "main@v1", "random"))
+    batch = [
+        result("m1", "main@v1", "random"),
+        result("m0", "main@v2", "random"),  # stored before: a duplicate
+        result("m2", "main@v2", "main@v1", Outcome.DRAW),
+        result("m1", "main@v2", "random"),  # repeated within the batch: a duplicate
+    ]
+    stored = store.add_results(batch)
+    assert [applied for applied, _ in stored] == [True, False, True, False]
+    assert [r.player_a for _, r in stored] == ["main@v1", "main@v1", "main@v2", "main@v1"]
+    assert store.result_count() == 3
+    # One bad result (an unknown player) and the whole batch is refused: nothing stored.
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_results([result("m3", "main@v1", "random"), result("m4", "ghost", "random")])
+    assert store.result_count() == 3
+    assert [r.match_id for r in store.results()] == ["m0", "m1", "m2"]
+
+
 def test_rated_tallies_skip_learner_games(store: LeagueStore) -> None:
     populate(store)
     store.add_result(result("m1", "main@v1", "random"))
