@@ -82,6 +82,19 @@ def _league_db(run: Path | None, db: Path | None, address: str | None) -> Path |
     return path
 
 
+def _run_draw_score(run: Path | None) -> float:
+    """The run's league.draw_score (so the rates are the ones its PFSP read); ½ for a bare
+    database file or a run dir without a readable config."""
+    from cluster.config import load_config
+
+    if run is not None and (run / "config.yaml").is_file():
+        try:
+            return load_config(run / "config.yaml").league.draw_score
+        except ValueError:  # an unreadable config: the database alone still reports
+            pass
+    return 0.5
+
+
 def _league_call(address: str, tls_ca: Path | None, call: Callable[[LeagueClient], _T]) -> _T:
     """Runs `call(client)` against the league at `address`; failures become one line."""
     from league.client import LeagueClient, LeagueError
@@ -166,7 +179,9 @@ def league_payoff(
         report = _league_call(address, tls_ca, lambda client: client.payoff(wanted))
     else:
         try:
-            report = payoff_from_db(path, 0.99 if decay is None else decay, wanted)
+            report = payoff_from_db(
+                path, 0.99 if decay is None else decay, wanted, _run_draw_score(run)
+            )
         except (StoreError, ValueError, UnknownPlayer) as exc:
             raise _fail(str(exc)) from None
     if json_:

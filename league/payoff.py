@@ -35,7 +35,7 @@ class PairRecord:
 
     @property
     def win_rate(self) -> float:
-        """The decayed score share with one virtual draw as prior (what PFSP reads)."""
+        """The decayed score share with one virtual game scored ½ as prior (what PFSP reads)."""
         return (self.decayed_score + 0.5) / (self.decayed_games + 1.0)
 
 
@@ -72,7 +72,7 @@ class Payoff:
                 acc[_COUNT_INDEX[seen]] += 1
 
     def win_rate(self, player: str, opponent: str) -> float:
-        """Decayed score of `player` against `opponent`, with one virtual draw as prior
+        """Decayed score of `player` against `opponent`, with one virtual game scored ½ as prior
         (0.5 before any game)."""
         with self._lock:
             wins, games = self._pairs.get((player, opponent), (0.0, 0.0))[:2]

@@ -98,16 +98,17 @@ def build_history(
 
 
 def payoff_from_db(
-    db_path: str | Path, decay: float = 0.99, wanted: Sequence[str] = ()
+    db_path: str | Path, decay: float = 0.99, wanted: Sequence[str] = (), draw_score: float = 0.5
 ) -> PayoffReport:
     """The payoff matrix from a league database, opened read-only. The decayed values
-    are rebuilt from the stored results in arrival order, as the service does at start."""
+    are rebuilt from the stored results in arrival order, as the service does at start
+    (`draw_score`: the league's, league.draw_score, for the rates its PFSP read)."""
     store = LeagueStore(db_path, readonly=True)
     try:
         players, results = store.players(), store.results()
     finally:
         store.close()
-    return build_payoff(players, Payoff(decay, results).pairs(), decay, wanted)
+    return build_payoff(players, Payoff(decay, results, draw_score).pairs(), decay, wanted)
 
 
 def history_from_db(
@@ -136,7 +137,10 @@ def render_payoff(report: PayoffReport, show_all: bool = False) -> Table:
     by_pair = {(e.player, e.opponent): e for e in report.entries}
     table = Table(
         title=f"Payoff: row's win rate vs column (decay {report.decay:g})",
-        caption="decayed score share with one virtual draw (what PFSP reads); (n) = raw games",
+        caption=(
+            "decayed score share (a draw scores league.draw_score) plus one virtual ½; "
+            "(n) = raw games"
+        ),
     )
     table.add_column("player")
     for p in ids:

@@ -23,9 +23,10 @@ from league import league_pb2_grpc
 from league.client import LeagueClient
 from league.openskill_ratings import openskill_ratings
 from league.ratings import fit, tally_results
-from league.records import score_of
+from league.records import MatchKind, Outcome, PlayerKind, ResultRecord, score_of
 from league.server import LeagueServer, LeagueSettings
 from league.store import LeagueStore
+from league.views import payoff_from_db
 
 TOKEN = "views-token-42"
 DECAY = 0.9
@@ -410,3 +411,17 @@ def test_serve_passes_matchmaking_flags_to_the_service(tmp_path: Path) -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_payoff_from_db_scores_draws_as_the_league_did(tmp_path: Path) -> None:
+    """A run's league.draw_score reaches the payoff read from its database."""
+    store = LeagueStore(tmp_path / "league.db")
+    store.add_player("a", PlayerKind.BUILTIN)
+    store.add_player("b", PlayerKind.BUILTIN)
+    store.add_result(ResultRecord("m1", "a", "b", Outcome.DRAW, 0, MatchKind.EVAL, 1))
+    store.close()
+    half = payoff_from_db(tmp_path / "league.db", decay=1.0)
+    none = payoff_from_db(tmp_path / "league.db", decay=1.0, draw_score=0.0)
+    rate = {e.player: e.win_rate for e in half.entries}
+    assert rate["a"] == rate["b"] == (0.5 + 0.5) / 2
+    assert {e.player: e.win_rate for e in none.entries}["a"] == (0.0 + 0.5) / 2
