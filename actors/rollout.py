@@ -143,7 +143,7 @@ class RolloutWorker:
         self.specs = {lineage: first.teams[learning.team] for lineage, learning in learners.items()}
         self.learner_agents = env_cfg.learner_agents or self.agents
         self._teams = bool(env_cfg.teams)
-        self._next_poll = 0.0
+        self._next_poll = self._next_flush = 0.0
 
     def _make_games(self, count: int) -> list[Game]:
         """The actor's games: one PettingZoo env each."""
@@ -389,14 +389,27 @@ class RolloutWorker:
                 if pool.refresh_learner():
                     self.stats.weight_updates += 1
 
+    def _flush_due(self, now: float) -> bool:
+        """Time to write (`actors.flush_seconds` since the last), or an outbox holds a
+        quarter of its stream's room (one write must fit the stream)."""
+        return now >= self._next_flush or any(
+            len(outbox) * 4 >= self.streams[lineage].max_length
+            for lineage, outbox in self._outbox.items()
+        )
+
     def run(self, should_stop: Callable[[], bool], max_steps: int | None = None) -> RolloutStats:
-        """Plays until should_stop() (or max_steps vector steps); sends every full chunk."""
+        """Plays until should_stop() (or max_steps vector steps); sends every full chunk,
+        the last ones on the way out."""
         steps = 0
         while not should_stop() and (max_steps is None or steps < max_steps):
-            self.maybe_refresh_weights(time.monotonic())
+            now = time.monotonic()
+            self.maybe_refresh_weights(now)
             self.step()
-            self.flush(should_stop)
+            if self._flush_due(now):
+                self.flush(should_stop)
+                self._next_flush = now + self.config.actors.flush_seconds
             steps += 1
+        self.flush(should_stop)
         return self.stats
 
 

@@ -14,7 +14,8 @@
     the job would use and, where that is the batched one, also the per-game dict worker.
 (c) end to end: `selfplay run` with the same config (embedded Redis, league, learner,
     actors); rates are measured between the watcher's first and last samples, so
-    start-up is excluded.
+    start-up is excluded; over the middle of the run, the cores each process and the
+    driver's threads kept busy (`benchmarks/cpu_accounting.py`).
 (d) RLlib is measured by benchmarks/rllib_selfplay.py on the same config.
 Prints one JSON object on stdout and a readable table on stderr.
 """
@@ -36,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.vector_rollout import vector_factory  # noqa: E402
+from benchmarks.cpu_accounting import CpuWindow  # noqa: E402
 from cluster.config import JobConfig, load_config  # noqa: E402
 from cluster.launcher import run_job  # noqa: E402
 from cluster.nets import random_legal_actions  # noqa: E402
@@ -206,10 +208,14 @@ def main() -> None:
     actors_only = actors_only_rate(config, args.raw_seconds * 2)
     per_game_config = load_config(args.config, [*args.overrides, "actors.vector_env=false"])
     actors_per_game = actors_only_rate(per_game_config, args.raw_seconds * 2) if batched else None
+    # The CPU window skips the job's start (Ray, actors, first weights: 3-10 s here) and
+    # ends before its shutdown (the job trains `seconds` after its start).
+    cpu_window = CpuWindow(start_after=15.0 + 0.1 * args.seconds, end_after=args.seconds - 5.0)
     with tempfile.TemporaryDirectory() as tmp:
         run_config = load_config(args.config, [*args.overrides, "dashboard.enabled=false"])
         summary = run_job(run_config, Path(tmp) / "run", args.seconds / 60, progress_every_s=5.0)
     e2e = summary.throughput
+    cpu = cpu_window.result()
     result = {
         "config": args.config,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -229,6 +235,7 @@ def main() -> None:
         "ratio_e2e_env_to_raw_batched": (
             None if raw_batched is None else round(e2e.get("env_steps_per_s", 0.0) / raw_batched, 3)
         ),
+        "e2e_cores_used": cpu,
     }
     rows = [
         (f"raw PettingZoo ({'parallel' if parallel else 'AEC'}), random actions (1 core)", raw),
@@ -245,6 +252,19 @@ def main() -> None:
         f"{'ratio end-to-end env / raw':<52} {result['ratio_e2e_env_to_raw']:>10.3f}",
         file=sys.stderr,
     )
+    if cpu is not None:
+        steps = max(e2e.get("env_steps_per_s", 0.0), 1.0)
+        print(
+            f"end to end, cores used over {cpu['window_seconds']['wall']} s "
+            "(and CPU µs per env step):",
+            file=sys.stderr,
+        )
+        for table in ("processes", "driver_threads"):
+            for name, cores in cpu[table].items():
+                label = name if table == "processes" else f"  driver thread {name}"
+                print(
+                    f"  {label:<50} {cores:>6.2f} ({cores * 1e6 / steps:,.0f} µs)", file=sys.stderr
+                )
     print(json.dumps(result))
 
 

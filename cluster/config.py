@@ -127,6 +127,10 @@ class ActorsConfig(_Section):
     chunk_length: int = Field(32, ge=2)
     # How often an actor checks Redis for a newer weight version (seconds).
     weight_poll_seconds: float = Field(0.05, gt=0.0)
+    # Finished chunks wait in the actor up to this long and go to Redis in one write (one
+    # round trip each: writing after every step was 15-19% of an actor's time, half of it
+    # waiting on the reply; BENCHMARKS.md, "Throughput"). 0 writes after every step.
+    flush_seconds: float = Field(0.02, ge=0.0)
     num_cpus: float = Field(1.0, gt=0.0)
     # Threads of an actor's inference (torch and numpy's BLAS; actors/inference.py).
     torch_threads: int = Field(1, ge=1)

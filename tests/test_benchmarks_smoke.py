@@ -17,7 +17,7 @@ from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.ray_actor import RolloutActor
 from actors.rollout import RolloutWorker
-from benchmarks import latency, throughput
+from benchmarks import cpu_accounting, latency, throughput
 from benchmarks import learner as learner_bench
 from cluster.config import load_config, parse_config
 from cluster.streams import TrajectoryStream
@@ -45,6 +45,34 @@ def test_throughput_rates_of_the_batched_env_and_both_workers() -> None:
 
 
 # -- benchmarks/learner.py ---------------------------------------------------------
+def test_cpu_accounting_names_the_thread_that_burns_cpu() -> None:
+    import threading
+    import time
+
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    spinner = threading.Thread(target=spin, name="bench-spinner")
+    spinner.start()
+    try:
+        start = cpu_accounting.snapshot()
+        time.sleep(1.0)
+        end = cpu_accounting.snapshot()
+    finally:
+        stop.set()
+        spinner.join()
+    used = cpu_accounting.cores_used(start, end)
+    # The spinner is named from `threading` and counted in this (the driver's) process;
+    # shares are non-negative core counts.
+    assert used["driver_threads"]["bench-spinner"] > 0
+    driver = next(k for k in used["processes"] if k.startswith("driver"))
+    assert used["processes"][driver] >= used["driver_threads"]["bench-spinner"] > 0
+    assert all(v >= 0 for v in used["processes"].values())
+
+
 def test_learner_bench_one_small_batch_per_config() -> None:
     path = str(ROOT / "configs" / "connect_four.yaml")
     result = learner_bench.bench_config(

@@ -3,6 +3,7 @@ Redis and a real league gRPC server."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +127,37 @@ def test_chunks_are_valid_and_carry_every_game_outcome(
     assert all(seqs == list(range(len(seqs))) for seqs in by_env.values())
     # Each game was reported to the league exactly once.
     assert LeagueStore(tmp_path / "league.db", readonly=True).result_count() == worker.stats.games
+
+
+@pytest.mark.parametrize("league", [0.0], indirect=True)
+def test_chunks_held_for_one_write_all_reach_the_stream(
+    redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
+) -> None:
+    """`actors.flush_seconds` holds finished chunks for one write; whatever is held goes
+    when the run ends, and an outbox a quarter of its stream's room goes at once."""
+    cfg = small_config(self_play_fraction=0.0, eval_fraction=0.0)
+    cfg = cfg.model_copy(update={"actors": cfg.actors.model_copy(update={"flush_seconds": 3600.0})})
+    _, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
+    worker.run(lambda: False, max_steps=1)  # the first step writes: nothing was written yet
+    lengths: list[int] = []
+
+    def watch() -> bool:
+        lengths.append(redis_client.xlen(stream.key))
+        return False
+
+    worker.run(watch, max_steps=100)
+    worker.league.close()
+    assert len(set(lengths)) == 1  # the hour never passed: no write while playing ...
+    assert not any(worker._outbox.values())  # ... and one on the way out
+    assert len(stream.read("inspector", count=10_000, block_ms=0)) == worker.stats.chunks_sent
+    assert worker.stats.chunks_sent > lengths[-1]
+    # One write must fit the stream: a quarter of its room is sent before the hour.
+    quarter = stream.max_length // 4
+    worker._outbox["main"] = [b"chunk"] * (quarter - 1)
+    assert not worker._flush_due(time.monotonic())
+    worker._outbox["main"].append(b"chunk")
+    assert worker._flush_due(time.monotonic())
+    worker._outbox["main"] = []
 
 
 def test_learner_trains_acks_publishes_and_actor_adopts(
