@@ -63,6 +63,7 @@ class RayCluster:
         self.gcs_port, self.dashboard_port = _free_port(), _free_port()
         # Unix socket paths must stay short: a short temp dir of our own.
         self.temp_dir = Path(f"/tmp/rt{secrets.token_hex(3)}")
+        self.worker_temp_dir = Path(f"{self.temp_dir}w")
         self.address = f"http://127.0.0.1:{self.dashboard_port}"
         self.gcs = f"127.0.0.1:{self.gcs_port}"
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -100,9 +101,18 @@ class RayCluster:
         for line in head_log.splitlines():  # the GCS address Ray advertises, as printed
             if "ray start --address=" in line:
                 self.gcs = line.split("--address=")[1].split("'")[1]
+        # Its own temp dir, as a second machine has: with the head's, both nodes unpacked
+        # the job's working_dir into one folder, and once (1 CI run in 2) the driver's
+        # import found a file of it missing. The name extends the head's, so the
+        # lookups by temp dir below find this node's processes too.
         self._start(
             "worker",
-            [f"--address={self.gcs}", "--num-cpus=2", '--resources={"worker_node": 1}'],
+            [
+                f"--address={self.gcs}",
+                f"--temp-dir={self.worker_temp_dir}",
+                "--num-cpus=2",
+                '--resources={"worker_node": 1}',
+            ],
         )
         _wait(lambda: self.nodes() >= 2, 120, "the second node")
 
@@ -140,7 +150,8 @@ class RayCluster:
                 pass
         if not os.environ.get("SELFPLAY_KEEP_RAY_TMP"):  # to read Ray's logs after a failure
             for _ in range(3):  # dying Ray processes may still write a file or two
-                shutil.rmtree(self.temp_dir, ignore_errors=True)  # logs, sockets, packages
+                for temp_dir in (self.temp_dir, self.worker_temp_dir):  # logs, sockets, packages
+                    shutil.rmtree(temp_dir, ignore_errors=True)
                 time.sleep(1.0)
 
     def rollout_actor_pids(self) -> list[int]:
