@@ -69,7 +69,8 @@ def test_cpu_accounting_names_the_thread_that_burns_cpu() -> None:
     # shares are non-negative core counts.
     assert used["driver_threads"]["bench-spinner"] > 0
     driver = next(k for k in used["processes"] if k.startswith("driver"))
-    assert used["processes"][driver] >= used["driver_threads"]["bench-spinner"] > 0
+    # (processes and threads are read one after the other: a few ms apart)
+    assert used["processes"][driver] >= used["driver_threads"]["bench-spinner"] - 0.05
     assert all(v >= 0 for v in used["processes"].values())
 
 
