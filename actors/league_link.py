@@ -123,6 +123,12 @@ class LeagueLink:
         # vector's worth a third of the starts found the deque empty and waited ~2 ms
         # on a direct call.
         self.client, self.prefetch = client, 2 * max(1, prefetch)
+        # The matches thread is woken once a deque is down to half, and the results thread
+        # once half a vector's worth is queued (else its own 0.2 s timer sends them): woken
+        # per game, it made one SampleOpponents and one ReportResults call of ~1 item per
+        # game, ~0.7 ms of the league's CPU per connect_four game (BENCHMARKS.md).
+        self._refill_below = self.prefetch // 2
+        self._report_at = max(1, prefetch // 2)
         self._eval_depth = max(1, prefetch // 4)
         self.cold_starts = 0  # training matches asked for directly (the deque was empty)
         self.player = self.players[0]
@@ -173,7 +179,8 @@ class LeagueLink:
         except IndexError:  # cold start: ask directly
             self.cold_starts += 1
             match = self.client.sample_opponent(player, self._opponents[player])
-        self._wake_matches.set()
+        if len(self._training[player]) <= self._refill_below:
+            self._wake_matches.set()
         return match
 
     def eval_match(self) -> Match | None:
@@ -184,7 +191,8 @@ class LeagueLink:
             match = self._eval.popleft()
         except IndexError:
             match = None
-        self._wake_matches.set()
+        if len(self._eval) <= self._eval_depth // 2:
+            self._wake_matches.set()
         return match
 
     @property
@@ -196,7 +204,8 @@ class LeagueLink:
         self._raise_if_failed()
         self.counts.queued += 1
         self._reports.put(report)
-        self._wake_reports.set()
+        if self._reports.qsize() >= self._report_at:
+            self._wake_reports.set()
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Sends every queued result (retrying while the league is unreachable), then
@@ -275,12 +284,14 @@ class LeagueLink:
             self.counts.applied += sum(applied)
             self.counts.duplicates += len(applied) - sum(applied)
             self._report_backoff.succeeded(f"; {self._reports.qsize()} results waiting")
+            if not self._closing and self._reports.qsize() < self._report_at:
+                return True  # the rest goes with the next wake-up or tick, in one call
         return False
 
     def _refill(self) -> None:
         for player, queue_ in self._training.items():
             missing = min(self.prefetch - len(queue_), MATCH_BATCH)
-            if missing > 0 and not self._stop.is_set():
+            if len(queue_) <= self._refill_below and not self._stop.is_set():
                 queue_.extend(
                     self.client.sample_opponents(player, missing, self._opponents[player])
                 )

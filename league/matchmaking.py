@@ -145,6 +145,42 @@ class Matchmaker:
                 return self._draw(learner, builtins, win_rate, self.builtin_sampling)
             return self._draw(learner, pool, win_rate, self.sampling)
 
+    def training_opponents(
+        self,
+        learner: PlayerRecord,
+        players: Sequence[PlayerRecord],
+        count: int,
+        opponent_lineage: str = "",
+        win_rate: Callable[[str, str], float] | None = None,
+    ) -> list[str]:
+        """`count` draws of `training_opponent` (the same draws, seed for seed), the pools
+        and PFSP weights worked out once: no result arrives within one SampleOpponents
+        call, and per draw they cost O(league size) (~150 snapshots in a 20-minute run)."""
+        if learner.role in (Role.MAIN_EXPLOITER, Role.LEAGUE_EXPLOITER):
+            return [
+                self.training_opponent(learner, players, opponent_lineage, win_rate)
+                for _ in range(count)
+            ]
+        lineage = opponent_lineage or learner.id
+        pool = self.main_pool(learner, players, opponent_lineage)
+        builtins = [p for p in pool if p.kind == PlayerKind.BUILTIN]
+        split = self.self_play_fraction + self.builtin_fraction
+        with self._lock:
+            if pool:
+                pool_weights = self._weights(learner, pool, win_rate, self.sampling)
+            if builtins:
+                builtin_weights = self._weights(learner, builtins, win_rate, self.builtin_sampling)
+            picks = []
+            for _ in range(count):
+                draw = self._rng.random()
+                if not pool or draw < self.self_play_fraction:
+                    picks.append(lineage)
+                elif builtins and draw < split:
+                    picks.append(self._rng.choices(builtins, weights=builtin_weights)[0].id)
+                else:
+                    picks.append(self._rng.choices(pool, weights=pool_weights)[0].id)
+        return picks
+
     def main_pool(
         self, learner: PlayerRecord, players: Sequence[PlayerRecord], opponent_lineage: str = ""
     ) -> list[PlayerRecord]:
@@ -188,6 +224,17 @@ class Matchmaker:
         """One of `pool` by `sampling`'s weights; the caller holds the lock."""
         if not pool:
             raise NoOpponent(f"{learner.id!r}: nobody frozen to play yet")
+        weights = self._weights(learner, pool, win_rate, sampling)
+        return self._rng.choices(pool, weights=weights)[0].id
+
+    def _weights(
+        self,
+        learner: PlayerRecord,
+        pool: Sequence[PlayerRecord],
+        win_rate: Callable[[str, str], float] | None,
+        sampling: str,
+    ) -> list[float]:
+        """`sampling`'s weight of each of `pool` (non-empty); the caller holds the lock."""
         if sampling == "five" and self.quality is not None:
             weights = self.quality.probabilities([p.id for p in pool])
         elif win_rate is None or sampling in ("uniform", "five"):
@@ -199,7 +246,7 @@ class Matchmaker:
             # Everyone beaten (or all even under f_var's zeros): fall back to uniform.
             if sum(weights) <= 0.0:
                 weights = [1.0] * len(pool)
-        return self._rng.choices(pool, weights=weights)[0].id
+        return weights
 
     def reset_after_snapshot(self, learner: PlayerRecord) -> bool:
         """AlphaStar: main exploiters always restart from their seed weights after a

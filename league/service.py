@@ -272,18 +272,18 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
 
     @_rpc
     def SampleOpponent(self, request: pb.SampleOpponentRequest) -> pb.SampleOpponentResponse:
-        draw = self._training_matches(request.player, request.opponent_lineage)
-        return pb.SampleOpponentResponse(match=draw())
+        [match] = self._training_matches(request.player, request.opponent_lineage, 1)
+        return pb.SampleOpponentResponse(match=match)
 
     @_rpc
     def SampleOpponents(self, request: pb.SampleOpponentsRequest) -> pb.SampleOpponentsResponse:
         if not 1 <= request.count <= MAX_BATCH:
             raise _invalid(f"count must be between 1 and {MAX_BATCH}, got {request.count}")
-        draw = self._training_matches(request.player, request.opponent_lineage)
-        return pb.SampleOpponentsResponse(matches=[draw() for _ in range(request.count)])
+        matches = self._training_matches(request.player, request.opponent_lineage, request.count)
+        return pb.SampleOpponentsResponse(matches=matches)
 
-    def _training_matches(self, player: str, opponent_lineage: str) -> Callable[[], pb.Match]:
-        """Checks the request once; the returned function draws one training match."""
+    def _training_matches(self, player: str, opponent_lineage: str, count: int) -> list[pb.Match]:
+        """`count` training matches for `player`, the request checked once."""
         learner = self._player(player, "player")
         if learner.kind != PlayerKind.LEARNER:
             raise Rejected(
@@ -295,25 +295,23 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             other = self._player(opponent_lineage, "opponent_lineage")
             if other.kind != PlayerKind.LEARNER:
                 raise _invalid(f"opponent_lineage {other.id!r} is a {other.kind}, not a LEARNER")
-        players = self._store.players()
-
-        def draw() -> pb.Match:
-            try:
-                opponent = self._matchmaker.training_opponent(
-                    learner, players, opponent_lineage, self._payoff.win_rate
-                )
-            except NoOpponent as exc:
-                raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
-            with self._samples_lock:
-                self._opponent_samples[(learner.id, opponent)] += 1
-            return pb.Match(
+        try:
+            opponents = self._matchmaker.training_opponents(
+                learner, self._store.players(), count, opponent_lineage, self._payoff.win_rate
+            )
+        except NoOpponent as exc:
+            raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
+        with self._samples_lock:
+            self._opponent_samples.update((learner.id, o) for o in opponents)
+        return [
+            pb.Match(
                 match_id=uuid.uuid4().hex,
                 player_a=learner.id,
                 player_b=opponent,
                 kind=pb.MATCH_KIND_TRAINING,
             )
-
-        return draw
+            for opponent in opponents
+        ]
 
     @_rpc
     def SnapshotDue(self, request: pb.SnapshotDueRequest) -> pb.SnapshotDueResponse:

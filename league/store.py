@@ -15,6 +15,7 @@ while the service writes.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -81,6 +82,10 @@ class LeagueStore:
         self.readonly = readonly
         self._lock = threading.Lock()
         self._conn = self._connect()
+        # Player rows are never updated or deleted, so a record once read stays true: the
+        # service looks up both players of every reported result, and four SQL queries
+        # per result were a good part of the league's CPU per game.
+        self._known_players: dict[str, PlayerRecord] = {}
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
@@ -154,12 +159,19 @@ class LeagueStore:
                 self._conn.execute("ROLLBACK")
                 raise
             row = self._conn.execute(self._players_sql + " WHERE p.id = ?", (player_id,)).fetchone()
-        return _player(row), created
+        record = self._known_players[player_id] = _player(row)
+        return record, created
 
     def get_player(self, player_id: str) -> PlayerRecord | None:
+        known = self._known_players.get(player_id)
+        if known is not None:
+            return known
         with self._lock:
             row = self._conn.execute(self._players_sql + " WHERE p.id = ?", (player_id,)).fetchone()
-        return None if row is None else _player(row)
+        if row is None:
+            return None  # not cached: another process may register it later
+        record = self._known_players[player_id] = _player(row)
+        return record
 
     def players(self) -> list[PlayerRecord]:
         """All players in registration order (oldest first)."""
@@ -197,12 +209,15 @@ class LeagueStore:
                             now,
                         ),
                     )
+                    if cur.rowcount == 1:  # stored as given
+                        out.append((True, dataclasses.replace(result, created_at=now)))
+                        continue
                     row = self._conn.execute(
                         "SELECT match_id, player_a, player_b, outcome, a_version, kind, "
                         "steps, created_at FROM results WHERE match_id = ?",
                         (result.match_id,),
                     ).fetchone()
-                    out.append((cur.rowcount == 1, _result(row)))
+                    out.append((False, _result(row)))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

@@ -17,7 +17,7 @@ from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.ray_actor import RolloutActor
 from actors.rollout import RolloutWorker
-from benchmarks import cpu_accounting, latency, throughput
+from benchmarks import cpu_accounting, latency, league_rpc, throughput
 from benchmarks import learner as learner_bench
 from cluster.config import load_config, parse_config
 from cluster.streams import TrajectoryStream
@@ -42,6 +42,14 @@ def test_throughput_rates_of_the_batched_env_and_both_workers() -> None:
     assert throughput.raw_vector_rate(config, 0.2) > 0
     assert throughput.actors_only_rate(config, 0.5) > 0
     assert throughput.actors_only_rate(per_game, 0.5) > 0
+
+
+# -- benchmarks/league_rpc.py ------------------------------------------------------
+def test_league_rpc_measures_server_cpu_per_game() -> None:
+    row = league_rpc.measure(games=300, batch=32, snapshots=3, sampling="pfsp_hard")
+    assert row["games"] == 300 and row["snapshots"] == 3
+    assert row["server_cpu_s"] > 0.0 and row["server_us_per_game"] > 0.0
+    assert row["games_per_s"] > 0.0
 
 
 # -- benchmarks/learner.py ---------------------------------------------------------

@@ -248,3 +248,35 @@ def test_five_sampling_follows_quality_scores_and_survives_a_restart(tmp_path: P
         sd = math.sqrt(p * (1 - p) / N)
         for drawn in (live, counts):
             assert abs(drawn[opponent] / N - p) < 4 * sd, (opponent, drawn, expected)
+
+
+@pytest.mark.parametrize("sampling", ["pfsp_hard", "uniform"])
+def test_a_batch_of_draws_is_the_same_as_single_draws(tmp_path: Path, sampling: str) -> None:
+    """SampleOpponents works the pools and weights out once per call; seed for seed it must
+    pick what as many SampleOpponent calls pick."""
+    picks = {}
+    for name in ("single", "batch"):
+        server = _serve(
+            _mkdir(tmp_path / name),
+            self_play_fraction=0.2,
+            builtin_fraction=0.3,
+            builtins=("random", "charge"),
+            opponent_sampling=sampling,
+            builtin_sampling="uniform",
+        )
+        try:
+            with LeagueClient(server.address, TOKEN) as client:
+                client.register_player("main")
+                for v in (1, 2, 3):
+                    client.register_snapshot("main", v)
+                _report_record(client, "main", "random", 9, 1)
+                _report_record(client, "main", "main@v2", 2, 8)
+                if name == "single":
+                    drawn = [client.sample_opponent("main").player_b for _ in range(400)]
+                else:
+                    drawn = [m.player_b for m in client.sample_opponents("main", 400)]
+        finally:
+            server.stop(0)
+        picks[name] = drawn
+    assert picks["single"] == picks["batch"]
+    assert len(set(picks["batch"])) == 6  # self, two builtins, three snapshots

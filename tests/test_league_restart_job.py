@@ -222,3 +222,39 @@ def test_close_gives_up_on_a_dead_league_and_counts_what_was_lost(
     link.close(timeout_s=1.0)  # returns (the caller is shutting down) without raising
     client.close()
     assert (link.counts.queued, link.counts.acked, link.counts.unsent) == (4, 1, 3)
+
+
+class CountingClient(LeagueClient):
+    """A real client that counts its RPCs by method."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: dict[str, int] = {}
+
+    def _call(self, method: str, request: object) -> object:
+        self.calls[method] = self.calls.get(method, 0) + 1
+        return super()._call(method, request)
+
+
+def test_link_asks_for_matches_and_sends_results_in_batches(
+    league_server: LeagueServer,
+) -> None:
+    """Games start and end one at a time, paced like a rollout loop's; the link must still
+    call the league in batches (half its prefetch), not once per game."""
+    client = CountingClient(league_server.address, token=TOKEN)
+    client.register_player("main")
+    link = LeagueLink(client, "main", prefetch=16)
+    games = 320
+    try:
+        for k in range(games):
+            match = link.training_match()
+            link.report(Report(match.match_id, "main", match.player_b, "a_win", a_version=k))
+            time.sleep(0.001)  # the loop's env step between games (pacing, not a wait)
+    finally:
+        link.close(timeout_s=30)
+        client.close()
+    assert (link.counts.acked, link.counts.applied) == (games, games)
+    sampled = client.calls.get("SampleOpponents", 0) + client.calls.get("SampleOpponent", 0)
+    # 16 or more per call, plus the 0.2 s timers' top-ups over the ~0.5 s of play.
+    assert sampled <= games / 16 + 10, client.calls
+    assert client.calls["ReportResults"] <= games / 8 + 10, client.calls
