@@ -14,7 +14,7 @@ import typer
 
 from cluster.config import ConfigError, JobConfig, dump_config, load_config
 from cluster.jobs_cli import register as register_job_commands
-from cluster.league_cli import league_app
+from cluster.league_cli import arm_stop_signals, league_app
 
 if TYPE_CHECKING:
     pass
@@ -235,7 +235,6 @@ def dashboard(
 ) -> None:
     """Serve the league dashboard (Elo over time, payoff, matches, throughput) and
     Prometheus /metrics for a run dir, running or finished. Ctrl-C stops it."""
-    import signal
     import threading
 
     from cluster.status import STATUS_FILE
@@ -256,13 +255,7 @@ def dashboard(
     print(json.dumps({"url": server.url, "run_dir": str(run)}), flush=True)
     print(f"dashboard for {run} at {server.url} (Ctrl-C stops it)", file=sys.stderr)
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    # SIGTERM stops it like Ctrl-C; SIGINT is re-armed because a shell starts background
-    # jobs with it ignored.
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    arm_stop_signals()
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

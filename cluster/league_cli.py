@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,18 @@ league_app = typer.Typer(
     no_args_is_help=True, help="The league: ratings, payoff matrix, Elo history, service."
 )
 _T = TypeVar("_T")
+
+
+def arm_stop_signals() -> None:
+    """SIGTERM (a container stopping, `kill`) stops a long-running command like Ctrl-C,
+    as a KeyboardInterrupt; SIGINT is re-armed because a shell starts background jobs
+    with it ignored (and a child inherits that), which left `league serve` deaf to it."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -335,6 +348,7 @@ def league_serve(
                 f"dashboard cannot listen on {dashboard_host}:{dashboard_port}: {exc}"
             ) from None
         print(f"dashboard at {dashboard.url}", file=sys.stderr)
+    arm_stop_signals()
     try:
         server.wait()
     except KeyboardInterrupt:

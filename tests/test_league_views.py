@@ -374,11 +374,14 @@ def test_serve_rejects_bad_matchmaking_flags(tmp_path: Path, flags: list[str], n
 
 def test_serve_passes_matchmaking_flags_to_the_service(tmp_path: Path) -> None:
     env = {**os.environ, "SELFPLAY_LEAGUE_TOKEN": TOKEN}
-    proc = subprocess.Popen(
-        [str(SELFPLAY), "league", "serve", "--db", str(tmp_path / "l.db"), "--port", "0",
+    # Started as a shell starts a background job: SIGINT ignored, inherited through exec.
+    # Ctrl-C below must still stop it (the command re-arms SIGINT).
+    serve = [str(SELFPLAY), "league", "serve", "--db", str(tmp_path / "l.db"), "--port", "0",
          "--builtins", "random,charge", "--self-play-fraction", "0", "--builtin-fraction", "1",
          "--opponent-sampling", "pfsp_hard", "--pfsp-exponent", "3", "--payoff-decay", "0.5",
-         "--seed", "4"],
+         "--seed", "4"]  # fmt: skip
+    proc = subprocess.Popen(
+        ["bash", "-c", 'trap "" INT; exec "$@"', "serve", *serve],
         stderr=subprocess.PIPE,
         text=True,
         env=env,
