@@ -77,7 +77,7 @@ def test_cpu_accounting_names_the_thread_that_burns_cpu() -> None:
     # shares are non-negative core counts.
     assert used["driver_threads"]["bench-spinner"] > 0
     driver = next(k for k in used["processes"] if k.startswith("driver"))
-    # (processes and threads are read one after the other: a few ms apart)
+    # (the process total is read right after its threads: well under a ms apart)
     assert used["processes"][driver] >= used["driver_threads"]["bench-spinner"] - 0.05
     assert all(v >= 0 for v in used["processes"].values())
 
