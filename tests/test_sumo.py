@@ -31,6 +31,12 @@ def test_parallel_api(bodies: tuple[str, str]) -> None:
     parallel_api_test(parallel_env(bodies=bodies, max_steps=60), num_cycles=200)
 
 
+def test_parallel_api_with_history() -> None:
+    e = parallel_env(bodies=("bug", "bug"), max_steps=60, history=2, history_stride=3)
+    assert e.observation_space("agent_0").shape == (34 * 3,)
+    parallel_api_test(e, num_cycles=200)
+
+
 def test_parallel_seed() -> None:
     parallel_seed_test(partial(parallel_env, bodies=("ant", "disc"), max_steps=40), num_cycles=80)
 

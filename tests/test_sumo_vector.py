@@ -334,3 +334,50 @@ def test_actions_become_actuator_inputs_as_documented() -> None:
                 inputs += list(a)
             np.testing.assert_array_equal(out[i], np.array(inputs)[take])
         assert np.isnan(out[1, 0])
+
+
+@pytest.mark.parametrize("bodies", [("bug", "bug"), ("disc", "ant")])
+def test_history_stacks_earlier_frames_across_episodes(bodies: tuple[str, str]) -> None:
+    """Frame k of a stacked observation is the plain observation from k * stride steps ago
+    in the same episode, or the episode's first one before it had that many steps; a twin
+    without history, stepped with the same actions, gives the plain frames."""
+    n, frames, stride = 3, 3, 2
+    common = {"bodies": bodies, "max_steps": 12, "seed": 5, "autoreset": True, **KWARGS}
+    plain = SumoVector(n, **common)
+    stacked = SumoVector(n, history=frames, history_stride=stride, **common)
+    f = plain.obs_dim
+    assert stacked.obs_dim == f * (1 + frames) and stacked.obs_sizes == (stacked.obs_dim,) * 2
+    # per game: the plain frames of the episode so far (the first one is the reset's)
+    episodes = [[row] for row in plain.reset()]
+    obs = stacked.reset()
+    rng = np.random.default_rng(1)
+    restarts = 0
+    for _ in range(40):
+        for i in range(n):
+            past = episodes[i]
+            for k in range(1 + frames):
+                want = past[max(len(past) - 1 - k * stride, 0)]
+                np.testing.assert_array_equal(obs[i, :, k * f : (k + 1) * f], want)
+        actions = rng.uniform(-1, 1, (n, 2, plain.act_dim))
+        frame, _, term, trunc = plain.step(actions)
+        obs, _, term2, trunc2 = stacked.step(actions)
+        np.testing.assert_array_equal(term | trunc, term2 | trunc2)
+        for i in range(n):
+            if term[i] or trunc[i]:  # the final observation stacks the ended episode
+                np.testing.assert_array_equal(stacked.final_obs[i, :, :f], plain.final_obs[i])
+                np.testing.assert_array_equal(
+                    stacked.final_obs[i, :, f : 2 * f],
+                    episodes[i][max(len(episodes[i]) - stride, 0)],
+                )
+                episodes[i] = [frame[i]]
+                restarts += 1
+            else:
+                episodes[i].append(frame[i])
+    assert restarts >= n  # every game went through at least one new episode
+
+
+def test_history_with_a_bad_setting_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="history stride"):
+        SumoVector(1, bodies=("bug", "bug"), history=2, history_stride=0)
+    with pytest.raises(ValueError, match="history frames"):
+        SumoVector(1, bodies=("bug", "bug"), history=-1)

@@ -9,7 +9,8 @@ agents never touched, a loss is scored as a draw. Reaching `max_steps` is a draw
 the current "shaping_weight").
 
 Observation: Box(float32) of size 34 (disc, bug) or 98 (ant); layout in
-`envs.sumo.observation`.
+`envs.sumo.observation`. With `history=k` it is followed by k earlier observations,
+`history_stride` control steps apart (`envs.sumo.history`): size 34 * (1 + k) for bugs.
 Action: Box([-1, 1]) per actuator: disc 2 (planar force along the agent's own frame: +x
 towards the opponent, +y to its left), bug 2 (thrust along its heading, turning torque),
 ant 8 (hip, ankle per leg).
@@ -85,6 +86,8 @@ class SumoEnv(ParallelEnv):
         render_mode: str | None = None,
         seed: int | None = None,
         render_size: int = 480,
+        history: int = 0,
+        history_stride: int = 1,
     ) -> None:
         if len(tuple(bodies)) != 2:
             raise ValueError("bodies must name two body types")
@@ -99,6 +102,8 @@ class SumoEnv(ParallelEnv):
             draw_reward=draw_reward,
             shaping=shaping,
             seed=seed,
+            history=history,
+            history_stride=history_stride,
         )
         self.render_mode = render_mode
         self.render_size = render_size

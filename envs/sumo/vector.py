@@ -52,6 +52,7 @@ import mujoco
 import numba
 import numpy as np
 
+from envs.sumo.history import FrameHistory
 from envs.sumo.model import (
     BODY_SPECS,
     FRAME_SKIP,
@@ -96,7 +97,8 @@ class SumoVector:
     Arrays are indexed [game, seat] where they are per agent; seat 0 is "agent_0". With mixed
     bodies the two seats' observation / action sizes differ (`obs_sizes`, `act_sizes`): the
     arrays use the larger size, observations are zero-padded at the end and the extra action
-    entries of the smaller body are ignored.
+    entries of the smaller body are ignored. `history` earlier frames, `history_stride`
+    control steps apart, follow each observation (envs/sumo/history.py; 0: none).
     """
 
     def __init__(
@@ -110,6 +112,8 @@ class SumoVector:
         shaping: ShapingWeights | None = None,
         seed: int | None = None,
         autoreset: bool = False,
+        history: int = 0,
+        history_stride: int = 1,
     ) -> None:
         if not 1 <= num_envs <= MAX_GAMES:
             raise ValueError(
@@ -144,8 +148,11 @@ class SumoVector:
         )
         self._check_game_blocks()
         self.observer = BatchObserver(m, self.idx, num_envs)
-        self.obs_sizes = self.observer.obs_sizes
-        self.obs_dim = self.observer.obs_dim
+        # Observations are the current frame plus `history` earlier ones (history.py); with
+        # history each seat's observation is the full stacked width, padding included.
+        self.history = FrameHistory(num_envs, self.observer.obs_dim, history, history_stride)
+        self.obs_dim = self.history.obs_dim
+        self.obs_sizes = self.observer.obs_sizes if not history else (self.obs_dim,) * 2
         self.act_sizes = tuple(i.num_actions for i in self.idx)
         self.act_dim = max(self.act_sizes)
         # How each seat's actions drive its actuators (observation.actions_to_inputs): an
@@ -252,14 +259,19 @@ class SumoVector:
             self._reset_game(i, None if seeds is None else seeds[i])
         self._forward_positions()
         self._clear_outcome(slice(None))
-        return self._refresh(None, fresh=True)
+        frame = self._refresh(None, fresh=True)
+        self.history.restart(frame)
+        return self.history.stack(frame)
 
     def reset_one(self, i: int, seed: int | None = None) -> np.ndarray:
         """Start a new episode in game i; returns its (2, obs_dim) observations."""
         self._reset_game(i, seed)
         self._forward_positions()
         self._clear_outcome(slice(i, i + 1))
-        return self._refresh(np.array([i]), fresh=True)[0]
+        rows = np.array([i])
+        frame = self._refresh(rows, fresh=True)
+        self.history.restart(frame, rows)
+        return self.history.stack(frame, rows)[0]
 
     def _clear_outcome(self, rows: slice) -> None:
         self.reason[rows], self.winner[rows], self.loser[rows] = ONGOING, -1, -1
@@ -336,7 +348,7 @@ class SumoVector:
         # that restarts keeps this row as its final observation).
         time_left = 1.0 - self.steps / self.max_steps
         rows, origin = self._all_rows, self._xy_origin
-        obs, geo = self.observer.observe(self._mj_rows, origin, rows, self.radius, time_left)
+        frame, geo = self.observer.observe(self._mj_rows, origin, rows, self.radius, time_left)
         rewards, terms = np.empty((n, 2)), np.empty((len(TERM_NAMES), n, 2))
         alpha, ended, truncated = np.empty(n), np.empty(n, np.bool_), np.empty(n, np.bool_)
         reason, winner, loser = self.reason.copy(), self.winner.copy(), self.loser.copy()
@@ -347,8 +359,13 @@ class SumoVector:
             self._xy, self.touching, self.touched, reason, winner, loser, rewards, terms,
             alpha, ended, truncated,
         )  # fmt: skip
-        if not all_active:
+        obs = self.history.stack(frame)  # `frame` itself without history
+        if all_active:
+            self.history.push(frame)
+        else:
             obs[done] = self.final_obs[done]  # finished games repeat their final observation
+            active = np.flatnonzero(~done)
+            self.history.push(frame[active], active)
         self.reward_terms = dict(zip(TERM_NAMES, terms, strict=True))
         self.shaping_weight = alpha
         self.reason, self.winner, self.loser = reason, winner, loser
@@ -362,7 +379,9 @@ class SumoVector:
             for i in restart:
                 self._reset_game(int(i), None)
             self._forward_positions()
-            obs[restart], geo_new = self._observe(restart, fresh=True)
+            fresh, geo_new = self._observe(restart, fresh=True)
+            self.history.restart(fresh, restart)
+            obs[restart] = self.history.stack(fresh, restart)
         self._radial, self._xy = geo.radial, geo.xy
         self._cos, self._sin = geo.cos_yaw, geo.sin_yaw
         if restart is not None:
@@ -406,7 +425,7 @@ class SumoVector:
     def observe(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Observations of the given games (all when None) from their MjData as it is now,
         without changing any episode state (e.g. after writing MjData for a test)."""
-        return self._observe(rows)[0]
+        return self.history.stack(self._observe(rows)[0], slice(None) if rows is None else rows)
 
     def sync(self, i: int) -> None:
         """Call after writing game i's state and running mj_forward: re-derives the
