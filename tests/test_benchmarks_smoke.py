@@ -84,12 +84,13 @@ def test_cpu_accounting_names_the_thread_that_burns_cpu() -> None:
 
 def test_learner_bench_one_small_batch_per_config() -> None:
     path = str(ROOT / "configs" / "connect_four.yaml")
-    result = learner_bench.bench_config(
-        path, load_config(path), [1024], [torch.device("cpu")], updates=1
-    )
+    config = load_config(path)
+    result = learner_bench.bench_config(path, config, [1024], [torch.device("cpu")], updates=1)
     assert (result["obs_dim"], result["num_actions"], result["continuous"]) == (84, 7, False)
     (row,) = result["rows"]
-    assert row["batch_steps"] == 1024 and row["batch_chunks"] == 32
+    # a batch of 1,024 steps is that many of the config's chunks
+    assert row["batch_steps"] == 1024
+    assert row["batch_chunks"] == 1024 // config.actors.chunk_length
     assert row["update_samples_per_s"] >= row["learner_step_samples_per_s"] > 0
     assert set(row["share"]) == set(learner_bench.STAGES)
     assert abs(sum(row["share"].values()) - 1.0) < 0.01
