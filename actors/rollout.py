@@ -48,18 +48,16 @@ from actors.inference import Policy
 from actors.league_link import LeagueLink, Report, ReportCounts
 from actors.policies import BUILTIN_RANDOM, PolicyPool
 from actors.scripted import SCRIPTED, scripted_action
+from actors.seating import LEARNER, Seat, Seating, Side
 from cluster.codec import encode_chunk
 from cluster.config import JobConfig
 from cluster.nets import random_legal_actions
 from cluster.streams import TrajectoryStream
 from envs.pettingzoo_adapter import Game
-from league.client import Match
 
 log = logging.getLogger(__name__)
 
-LEARNER = "__learner__"  # policy key of the learning side in a slot's seat map
 _T = TypeVar("_T")
-Seat = tuple[str, str]  # (lineage, LEARNER or a frozen player id)
 
 
 @dataclass
@@ -94,8 +92,8 @@ class _Slot:
     match_id: str = ""
     kind: str = "training"
     # (agents, player id) reported as sides a and b of the match
-    side_a: tuple[tuple[str, ...], str] = ((), "")
-    side_b: tuple[tuple[str, ...], str] = ((), "")
+    side_a: Side = ((), "")
+    side_b: Side = ((), "")
     steps: int = 0
     episodes: int = 0
 
@@ -143,6 +141,15 @@ class RolloutWorker:
         self.specs = {lineage: first.teams[learning.team] for lineage, learning in learners.items()}
         self.learner_agents = env_cfg.learner_agents or self.agents
         self._teams = bool(env_cfg.teams)
+        self.seating = Seating(
+            self.agents,
+            self.lineages,
+            self.team_of,
+            {lineage: spec.agents for lineage, spec in self.specs.items()},
+            self.learner_agents,
+            self._teams,
+            self.rng,
+        )
         self._next_poll = self._next_flush = 0.0
 
     def _make_games(self, count: int) -> list[Game]:
@@ -201,16 +208,14 @@ class RolloutWorker:
             match = self.league.eval_match()  # None until two frozen players exist
         if match is not None:
             slot.owner = ""
-            self._seat_eval(slot, match)
+            plan = self.seating.eval(match)
         else:
             # Lineages (teams, or the main agent and its exploiters) take turns owning
             # the training episodes of a slot; slots start at different turns.
             slot.owner = self.lineages[(slot.index + slot.episodes) % len(self.lineages)]
             match = self.league.training_match(slot.owner)
-            if self._teams:
-                self._seat_teams(slot, slot.owner, match)
-            else:
-                self._seat_one_team(slot, slot.owner, match)
+            plan = self.seating.training(slot.owner, match, slot.episodes)
+        slot.seats, slot.side_a, slot.side_b = plan.seats, plan.side_a, plan.side_b
         slot.trained = frozenset(a for a, seat in slot.seats.items() if seat[1] == LEARNER)
         taken: Counter[str] = Counter()
         slot.track_of = {}
@@ -221,60 +226,6 @@ class RolloutWorker:
                 taken[lineage] += 1
         slot.match_id, slot.kind = match.match_id, match.kind
         slot.game.reset(seed=int(self.rng.integers(2**31)))
-
-    def _lineage_of(self, player: str) -> str:
-        """The lineage whose policy pool holds `player`: a learner lineage's id is its own,
-        a snapshot "{lineage}@v{n}" belongs to its lineage, builtins to any (the first)."""
-        lineage = player.rsplit("@v", 1)[0] if "@v" in player else player
-        if lineage in self.pools:
-            return lineage
-        if "@v" in player:
-            raise KeyError(f"snapshot {player!r} belongs to no learner of this job")
-        return self.lineages[0]
-
-    def _seat_eval(self, slot: _Slot, match: Match) -> None:
-        if not self._teams:
-            # Random sides, so neither frozen player always has the same seat.
-            a, b = self.agents[0], self.agents[1]
-            if self.rng.random() < 0.5:
-                a, b = b, a
-            slot.seats = {
-                a: (self._lineage_of(match.player_a), match.player_a),
-                b: (self._lineage_of(match.player_b), match.player_b),
-            }
-            slot.side_a, slot.side_b = ((a,), match.player_a), ((b,), match.player_b)
-            return
-        team_a, team_b = self.lineages
-        slot.seats = {
-            agent: (team, match.player_a if team == team_a else match.player_b)
-            for agent, team in self.team_of.items()
-        }
-        slot.side_a = (self.specs[team_a].agents, match.player_a)
-        slot.side_b = (self.specs[team_b].agents, match.player_b)
-
-    def _seat_one_team(self, slot: _Slot, lineage: str, match: Match) -> None:
-        # Alternate seats per slot so the learner plays every seat equally often.
-        me = self.learner_agents[slot.episodes % len(self.learner_agents)]
-        opponent = match.player_b
-        # Another lineage's id (a main exploiter's opponent) is its latest learner.
-        if opponent in self.pools:
-            them = (opponent, LEARNER)
-        else:
-            them = (self._lineage_of(opponent), opponent)
-        slot.seats = {a: (lineage, LEARNER) if a == me else them for a in self.agents}
-        other = next(a for a in self.agents if a != me)
-        slot.side_a, slot.side_b = ((me,), lineage), ((other,), match.player_b)
-
-    def _seat_teams(self, slot: _Slot, lineage: str, match: Match) -> None:
-        other = next(t for t in self.lineages if t != lineage)
-        # The other team's lineage id stands for its latest learner: trained on too.
-        opponent = LEARNER if match.player_b == other else match.player_b
-        slot.seats = {
-            agent: (team, LEARNER if team == lineage else opponent)
-            for agent, team in self.team_of.items()
-        }
-        slot.side_a = (self.specs[lineage].agents, lineage)
-        slot.side_b = (self.specs[other].agents, match.player_b)
 
     def _finish_episode(self, slot: _Slot) -> None:
         for agent in slot.trained:

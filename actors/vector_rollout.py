@@ -27,8 +27,9 @@ import numpy as np
 
 from actors.league_link import LeagueLink
 from actors.policies import BUILTIN_RANDOM, PolicyPool
-from actors.rollout import LEARNER, RolloutWorker, Seat, _Slot
+from actors.rollout import RolloutWorker, _Slot
 from actors.scripted import CHARGE
+from actors.seating import LEARNER, Seat
 from cluster.codec import encode_chunk
 from cluster.config import JobConfig
 from cluster.streams import TrajectoryStream

@@ -134,9 +134,13 @@ def eval_(
     """Play the trained policy against an opponent, half the games from each seat
     (team games: the policy plays --team, the opponent the other team)."""
     from actors.evaluation import evaluate
+    from actors.inference import limit_inference_threads
     from learner.checkpoint import CheckpointError
 
     cfg = _run_config(run_dir, None)
+    # One game at a time, one observation per forward pass: a thread pool only spins. With
+    # torch's default pools, 200 ant games took ~10x the CPU (12.8 min beside a running job).
+    limit_inference_threads(1)
     try:
         result = evaluate(
             run_dir, cfg, opponent, games, seed, greedy=not sample, policy_id=policy, team=team
@@ -190,8 +194,11 @@ def replay(
         import_mujoco(use_headless_gl())
     except RenderUnavailable as exc:
         raise _fail(str(exc)) from None
+    from actors.inference import limit_inference_threads
     from actors.replay import replay as replay_games
     from learner.checkpoint import CheckpointError
+
+    limit_inference_threads(1)  # as in `eval`: single-observation forward passes
 
     try:
         result = replay_games(

@@ -91,7 +91,7 @@ class Game:
         factory, self._aec = _resolve_factory(name, api)
         try:
             self._env = factory(**dict(kwargs or {}))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # an unknown keyword, or a value it refuses
             raise EnvConfigError(f"env.kwargs: {exc}") from None
         # State is read from the bare env: each attribute read through PettingZoo's
         # wrappers walks their __getattr__ chain (~12% of a connect_four actor's time);

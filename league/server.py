@@ -22,7 +22,8 @@ from grpc_reflection.v1alpha import reflection
 
 from league import league_pb2, league_pb2_grpc
 from league.auth import TokenAuthInterceptor
-from league.service import LeagueServicer, LeagueSettings
+from league.service import LeagueServicer
+from league.settings import LeagueSettings
 from league.store import LeagueStore
 
 __all__ = ["SERVICE_NAME", "LeagueServer", "LeagueSettings"]

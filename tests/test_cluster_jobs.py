@@ -16,18 +16,19 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cluster.streams import every_chunk_accounted_for
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+POLL_S = 1.0  # the waits below shell out to `ray status` or `selfplay status`: poll gently
 SMALL = {
     "model.hidden": "[32, 32]",
     "actors.envs_per_actor": "8",
@@ -95,8 +96,18 @@ class RayCluster:
                 '--resources={"head_node": 1}',
             ],
         )
-        _wait(lambda: "ray start --address=" in self._log("head"), 120, "the head to start")
-        _wait(lambda: _http_ok(f"{self.address}/api/version"), 120, "the head's dashboard")
+        wait_until(
+            lambda: "ray start --address=" in self._log("head"),
+            120,
+            "the head to start",
+            poll_s=POLL_S,
+        )
+        wait_until(
+            lambda: _http_ok(f"{self.address}/api/version"),
+            120,
+            "the head's dashboard",
+            poll_s=POLL_S,
+        )
         head_log = self._log("head")
         for line in head_log.splitlines():  # the GCS address Ray advertises, as printed
             if "ray start --address=" in line:
@@ -114,7 +125,7 @@ class RayCluster:
                 '--resources={"worker_node": 1}',
             ],
         )
-        _wait(lambda: self.nodes() >= 2, 120, "the second node")
+        wait_until(lambda: self.nodes() >= 2, 120, "the second node", poll_s=POLL_S)
 
     def _log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
@@ -149,10 +160,19 @@ class RayCluster:
             except ProcessLookupError:
                 pass
         if not os.environ.get("SELFPLAY_KEEP_RAY_TMP"):  # to read Ray's logs after a failure
-            for _ in range(3):  # dying Ray processes may still write a file or two
-                for temp_dir in (self.temp_dir, self.worker_temp_dir):  # logs, sockets, packages
+            # A dying Ray process may still write a file or two: remove the dirs (logs,
+            # sockets, packages) once none is left, or after 30 s regardless.
+            dirs = (self.temp_dir, self.worker_temp_dir)
+            try:
+                wait_until(
+                    lambda: not any(_pids_under_temp_dir(d) for d in dirs),
+                    30,
+                    "Ray's processes to exit",
+                    poll_s=POLL_S,
+                )
+            finally:
+                for temp_dir in dirs:
                     shutil.rmtree(temp_dir, ignore_errors=True)
-                time.sleep(1.0)
 
     def rollout_actor_pids(self) -> list[int]:
         """Live RolloutActor worker processes of this cluster (children of its raylets)."""
@@ -192,17 +212,6 @@ def _http_ok(url: str) -> bool:
     except OSError as exc:
         # 401 without the token still means the dashboard is up.
         return getattr(exc, "code", None) == 401
-
-
-def _wait(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(1.0)
 
 
 @pytest.fixture
@@ -275,23 +284,28 @@ def test_submit_scale_kill_stop_on_two_nodes(cluster: RayCluster, tmp_path: Path
         )
         return inner if ok else None
 
-    first = _wait(lambda: running_with(2, 1), 240, "the job to train")
+    first = wait_until(lambda: running_with(2, 1), 240, "the job to train", poll_s=POLL_S)
     assert first["league_players"] >= 2  # main and random at least
 
     _selfplay(cluster, "scale", job, "--actors", "3")
-    grown = _wait(lambda: running_with(first["learner_version"] + 2, 3), 180, "3 actors")
+    grown = wait_until(
+        lambda: running_with(first["learner_version"] + 2, 3), 180, "3 actors", poll_s=POLL_S
+    )
 
     # Kill one rollout actor's process: Ray restarts it, the job goes on.
-    pids = _wait(lambda: cluster.rollout_actor_pids() or None, 60, "actor processes")
+    pids = wait_until(
+        lambda: cluster.rollout_actor_pids() or None, 60, "actor processes", poll_s=POLL_S
+    )
     os.kill(pids[0], signal.SIGKILL)
-    _wait(
+    wait_until(
         lambda: (s := running_with(grown["learner_version"] + 3, 3)) and s["actors_alive"] == 3,
         240,
         "the job to go on with 3 actors after the kill",
+        poll_s=POLL_S,
     )
 
     _selfplay(cluster, "scale", job, "--actors", "1")
-    _wait(lambda: running_with(0, 1), 120, "the fleet to drain to 1 actor")
+    wait_until(lambda: running_with(0, 1), 120, "the fleet to drain to 1 actor", poll_s=POLL_S)
 
     stopped = json.loads(_selfplay(cluster, "stop", job, timeout=300))
     assert stopped["ray_status"] == "SUCCEEDED", stopped

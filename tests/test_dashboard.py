@@ -28,9 +28,11 @@ from PIL import Image
 from cluster.config import ConfigError, parse_config
 from cluster.status import STATUS_FILE, build_status, history_entry, read_status, write_status
 from league.client import LeagueClient
-from league.dashboard import Dashboard, LeagueView, Metric, render_metrics
+from league.dashboard import Dashboard
 from league.history import rating_history
+from league.league_view import LeagueView
 from league.payoff import Payoff
+from league.prometheus import Metric, render_metrics
 from league.server import LeagueServer, LeagueSettings
 from league.standings import standings
 from league.store import LeagueStore

@@ -8,11 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from cluster.streams import every_chunk_accounted_for
 from league.store import LeagueStore
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "connect_four.yaml"
@@ -43,14 +43,6 @@ def selfplay(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     )  # type: ignore[call-overload]
 
 
-def wait_for(condition: object, timeout_s: float, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert proc.poll() is None, f"run exited early: {proc.communicate()[1][-3000:]}"
-        assert time.monotonic() < deadline, "timed out waiting for the run"
-        time.sleep(0.5)
-
-
 def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
     run_dir = tmp_path / "c4"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -64,7 +56,12 @@ def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
     )
     try:
         # Two snapshots mean the learner has trained and published several versions.
-        wait_for(lambda: len(list((run_dir / "snapshots").glob("*.safetensors"))) >= 2, 240, proc)
+        wait_until(
+            lambda: len(list((run_dir / "snapshots").glob("*.safetensors"))) >= 2,
+            240,
+            "two snapshots",
+            proc,
+        )
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does
         out, err = proc.communicate(timeout=120)
     finally:
@@ -150,7 +147,12 @@ def test_team_job_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     )
     try:
         snapshots = run_dir / "snapshots"
-        wait_for(lambda: len(list(snapshots.glob("prey@v*.safetensors"))) >= 1, 240, proc)
+        wait_until(
+            lambda: len(list(snapshots.glob("prey@v*.safetensors"))) >= 1,
+            240,
+            "a prey snapshot",
+            proc,
+        )
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:

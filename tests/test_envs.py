@@ -140,6 +140,9 @@ def test_bad_env_names_are_clear() -> None:
         Game("pettingzoo.classic.connect_four_v3:nope")
     with pytest.raises(EnvConfigError, match="env.kwargs"):
         Game("pettingzoo.classic.connect_four_v3", kwargs={"bogus": 1})
+    # A known keyword with a value the env refuses (a sumo shaping term misspelt).
+    with pytest.raises(EnvConfigError, match=r"env.kwargs: unknown shaping terms \['approch'\]"):
+        Game("envs.sumo.sumo_env", "parallel", kwargs={"shaping": {"approch": 1.0}})
 
 
 def test_teams_split_agents_with_different_spaces() -> None:

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +27,7 @@ from actors.league_link import LeagueLink, Report
 from league.client import LeagueClient
 from league.server import LeagueServer
 from league.store import LeagueStore
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "connect_four.yaml"
@@ -58,18 +59,6 @@ def result_count(db: Path) -> int:
         return store.result_count()
     finally:
         store.close()
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout_s: float, what: str, *procs: subprocess.Popen[bytes]
-) -> None:
-    """Polls `condition`; fails early when a process it depends on has died."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        for proc in procs:
-            assert proc.poll() is None, f"{proc.args[:4]} exited ({proc.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def serve_league(db: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
@@ -112,8 +101,14 @@ def test_league_restart_mid_job_loses_and_duplicates_nothing(tmp_path: Path) -> 
         league.send_signal(signal.SIGKILL)  # no chance to finish anything in flight
         league.wait(10)
         at_kill = result_count(db)
-        # Games keep finishing while the league is down; their results must wait.
-        time.sleep(3.0)
+        # Games keep finishing while the league is down; their results must wait. The
+        # link logs its first failed report (forwarded by Ray to the job's stderr).
+        wait_until(
+            lambda: "league unreachable while reporting results" in job_err.read_text(),
+            60,
+            "a report to fail while the league is down",
+            job,
+        )
         league = serve_league(db, port, league_log)
         wait_until(lambda: result_count(db) >= at_kill + 30, 60, "results after the restart", job)
         job.send_signal(signal.SIGINT)  # a clean stop: actors send what they finished

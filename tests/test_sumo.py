@@ -137,6 +137,32 @@ def test_shaping_anneals_to_zero() -> None:
     assert np.all(np.diff(weights) <= 0)
 
 
+def test_shaping_weights_from_a_config_mapping() -> None:
+    """`env.kwargs.shaping` in a YAML config arrives as a mapping: the named terms are
+    scaled, the others keep their defaults; unknown terms and non-numbers are refused."""
+    runs = {}
+    for name, shaping in (("default", None), ("scaled", {"approach": 2.0, "upright": 0.0})):
+        e = SumoEnv(bodies=("ant", "ant"), max_steps=20, seed=3, shaping=shaping)
+        e.reset(seed=3)
+        act_rng = np.random.default_rng(0)
+        got = []
+        while e.agents:
+            acts = {a: act_rng.uniform(-1, 1, e.action_space(a).shape) for a in e.agents}
+            _, _, _, _, infos = e.step(acts)
+            got.append(infos["agent_0"]["reward_terms"])
+        runs[name] = got
+    moved = [t["approach"] for t in runs["default"]]
+    assert any(abs(x) > 1e-6 for x in moved)
+    for default, scaled in zip(runs["default"], runs["scaled"], strict=True):
+        assert scaled["approach"] == pytest.approx(4.0 * default["approach"])  # 2.0 vs 0.5
+        assert scaled["push"] == pytest.approx(default["push"])
+        assert scaled["upright"] == 0.0 and default["upright"] > 0.0
+    with pytest.raises(ValueError, match="unknown shaping terms \\['approch'\\]"):
+        SumoEnv(bodies=("disc", "disc"), shaping={"approch": 1.0})
+    with pytest.raises(ValueError, match="finite number"):
+        SumoEnv(bodies=("disc", "disc"), shaping={"push": "lots"})
+
+
 def test_deterministic_given_seed() -> None:
     def rollout(seed: int) -> list[np.ndarray]:
         e = SumoEnv(bodies=("ant", "ant"), max_steps=40, seed=seed)
@@ -286,6 +312,27 @@ def test_push_shaping_pays_for_gaining_on_the_opponent_not_for_drifting_out() ->
     # agent_0 holds its ground while agent_1 is pushed out 0.4 m: +0.4 / -0.4.
     shove = shaping_terms(w, xy, xy, np.array([[0.5, 0.8]]), np.array([[0.5, 1.2]]), zero)
     np.testing.assert_allclose(shove["push"], [[0.4, -0.4]], atol=1e-12)
+
+
+def test_drive_shaping_pays_a_push_that_carries_both_out() -> None:
+    """An ant pushes by walking into its opponent, so both move outwards and `push` (the
+    lead) pays ~0. `drive` pays the opponent's own outward move, but only in contact and
+    with the opponent the outer one: two agents drifting out apart, or the pusher going
+    first, earn nothing from it."""
+    from envs.sumo.rules import ShapingWeights, shaping_terms
+
+    w = ShapingWeights(approach=0.0, push=1.0, upright=0.0, drive=2.0)
+    xy = np.array([[[0.0, -0.3], [0.0, 0.3]]])
+    zero = np.zeros((1, 2))
+    before, after = np.array([[0.5, 0.8]]), np.array([[1.0, 1.3]])  # both 0.5 m further out
+    carried = shaping_terms(w, xy, xy, before, after, zero, touching=np.array([True]))
+    # agent_0 (behind) is paid 2.0 * 0.5; agent_1 (the outer one) nothing from drive.
+    np.testing.assert_allclose(carried["push"], [[1.0, 0.0]], atol=1e-12)
+    apart = shaping_terms(w, xy, xy, before, after, zero, touching=np.array([False]))
+    np.testing.assert_allclose(apart["push"], [[0.0, 0.0]], atol=1e-12)
+    # Off by default: the bug and disc jobs' shaping is unchanged.
+    plain = shaping_terms(ShapingWeights(), xy, xy, before, after, zero, np.array([True]))
+    np.testing.assert_allclose(plain["push"], [[0.0, 0.0]], atol=1e-12)
 
 
 def test_approach_shaping_pays_the_agent_that_moved() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from envs.sumo import SumoEnv
-from envs.sumo.observation import AgentIndex
+from envs.sumo.indexing import AgentIndex
 from envs.sumo.rules import REASONS, judge_batch, sparse_rewards_batch
 from envs.sumo.scripted import charge_action
 from envs.sumo.vector import SumoVector
@@ -310,7 +310,7 @@ def test_batched_rules_on_every_case() -> None:
 def test_actions_become_actuator_inputs_as_documented() -> None:
     """actions_to_inputs against the conversion written out per seat: clipped to [-1, 1]
     (NaN kept), a disc's force turned into the world, a bug's thrust along its heading."""
-    from envs.sumo.observation import BUG_THRUST, COPY, DISC_FORCE, actions_to_inputs
+    from envs.sumo.actuation import BUG_THRUST, COPY, DISC_FORCE, actions_to_inputs
 
     rng = np.random.default_rng(0)
     n, width = 5, 3

@@ -1,4 +1,5 @@
-"""Per-agent index tables into MjData, and the observations of many games built from them.
+"""The observations of many sumo games, built from MjData through the per-agent index
+tables of envs/sumo/indexing.py.
 
 Everything is expressed in the agent's own *frame*: the world rotated about the vertical
 axis so that +x is the agent's heading. An ant's heading is its torso's yaw; a disc has no
@@ -36,80 +37,16 @@ ones. `BatchObserver` computes all of it for many games at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import mujoco
 import numba
 import numpy as np
 
-from envs.sumo.model import BUG_YAW_JOINT, TOUCH_SENSOR, agent_prefix
+from envs.sumo.indexing import AgentIndex
+from envs.sumo.model import TOUCH_SENSOR, agent_prefix
 
 CONTACT_SCALE = 500.0  # N; a body's weight-scale force maps to ~1 before clipping
-
-
-@dataclass(frozen=True)
-class AgentIndex:
-    """Where one agent's state and actuators live in MjModel/MjData arrays."""
-
-    torso_body: int
-    root_qpos: np.ndarray  # qpos indices holding torso x, y (and z, quat for a free joint)
-    lin_vel: np.ndarray  # qvel indices of torso linear velocity (2 for disc, 3 for ant)
-    ang_vel: np.ndarray  # qvel indices of torso angular velocity (empty for disc)
-    hinge_qpos: np.ndarray
-    hinge_qvel: np.ndarray
-    hinge_nominal: np.ndarray  # mid-range reset pose for the hinges
-    bodies: np.ndarray
-    actuators: slice
-    num_actions: int  # action entries: one per actuator, but a bug's thrust drives two
-    free: bool  # torso has a free joint (ant) rather than planar slides (disc, bug)
-    oriented: bool  # the torso's own yaw is its heading (ant, bug); a disc faces the opponent
-
-    @property
-    def obs_size(self) -> int:
-        n, b = len(self.hinge_qpos), len(self.bodies)
-        return 13 + 2 * n + 10 + 3 + 6 * b + 1 + 1
-
-
-def index_agent(model: mujoco.MjModel, prefix: str) -> AgentIndex:
-    def named(obj: mujoco.mjtObj, count: int) -> list[int]:
-        return [i for i in range(count) if mujoco.mj_id2name(model, obj, i).startswith(prefix)]
-
-    joints = named(mujoco.mjtObj.mjOBJ_JOINT, model.njnt)
-    bodies = named(mujoco.mjtObj.mjOBJ_BODY, model.nbody)
-    acts = named(mujoco.mjtObj.mjOBJ_ACTUATOR, model.nu)
-    free = [j for j in joints if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
-    slides = [j for j in joints if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE]
-    hinges = [j for j in joints if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE]
-    yaw = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, prefix + BUG_YAW_JOINT)
-    hinges = [j for j in hinges if j != yaw]  # a root joint, not a limb: its angle is the heading
-    if free:
-        qa, va = model.jnt_qposadr[free[0]], model.jnt_dofadr[free[0]]
-        root_qpos, lin_vel = np.arange(qa, qa + 7), np.arange(va, va + 3)
-        ang_vel = np.arange(va + 3, va + 6)
-    else:
-        root_qpos = np.array([model.jnt_qposadr[j] for j in slides])
-        lin_vel = np.array([model.jnt_dofadr[j] for j in slides])
-        ang_vel = np.zeros(0, dtype=int)
-        if yaw >= 0:  # x, y, yaw; angular velocity about z only (-1: always zero)
-            root_qpos = np.append(root_qpos, model.jnt_qposadr[yaw])
-            ang_vel = np.array([-1, -1, model.jnt_dofadr[yaw]])
-    limited = model.jnt_limited[hinges].astype(bool) if hinges else np.zeros(0, bool)
-    mid = model.jnt_range[hinges].mean(axis=1) if hinges else np.zeros(0)
-    return AgentIndex(
-        torso_body=mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, prefix + "torso"),
-        root_qpos=root_qpos,
-        lin_vel=lin_vel,
-        ang_vel=ang_vel,
-        hinge_qpos=np.array([model.jnt_qposadr[j] for j in hinges], dtype=int),
-        hinge_qvel=np.array([model.jnt_dofadr[j] for j in hinges], dtype=int),
-        hinge_nominal=np.where(limited, mid, 0.0),
-        bodies=np.array(bodies, dtype=int),
-        actuators=slice(min(acts), max(acts) + 1),  # prefixes keep each agent's motors together
-        num_actions=len(acts) - (yaw >= 0),  # bug: (thrust, turn) drive (force x, y, turn)
-        free=bool(free),
-        oriented=bool(free) or yaw >= 0,
-    )
 
 
 class Geometry(NamedTuple):
@@ -445,52 +382,3 @@ def _observe_games(  # noqa: PLR0913, PLR0915 (one loop on purpose: see BatchObs
             derived[f_raw + i] = row[raw[i]]
         for i in range(len(take)):
             obs[j, i] = derived[take[i]]
-
-
-# How a seat's actions become its actuator inputs (`actions_to_inputs`).
-COPY, DISC_FORCE, BUG_THRUST = 0, 1, 2
-
-
-@numba.njit(cache=True, nogil=True)
-def actions_to_inputs(
-    actions: np.ndarray,
-    cos: np.ndarray,
-    sin: np.ndarray,
-    kinds: np.ndarray,
-    width: int,
-    take: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """(N, 2, act_dim) actions -> `out` (N, nu) actuator inputs of N games.
-
-    Actions are clipped to [-1, 1] (NaN stays NaN, as with np.clip) and, per seat `kinds`:
-    COPY as they are (ant); DISC_FORCE: a disc's (x, y) force turned from the agent's frame
-    to the world, (c x - s y, s x + c y); BUG_THRUST: a bug's (thrust, turn) becomes
-    (thrust c, thrust s, turn) for its (force x, force y, turn) motors; c, s = `cos`, `sin`
-    (N, 2) of the heading the agent last observed. The seats' inputs are laid out `width`
-    apart and `take` (nu,) picks each actuator's input. In float64 whatever the actions'
-    type."""
-    inputs = np.zeros(2 * width)
-    n_act = actions.shape[2]
-    for i in range(actions.shape[0]):
-        for s in range(2):
-            base = s * width
-            for m in range(n_act):
-                v = np.float64(actions[i, s, m])
-                if v < -1.0:
-                    v = -1.0
-                elif v > 1.0:
-                    v = 1.0
-                inputs[base + m] = v
-            c, sn = cos[i, s], sin[i, s]
-            if kinds[s] == DISC_FORCE:
-                x, y = inputs[base], inputs[base + 1]
-                inputs[base] = c * x - sn * y
-                inputs[base + 1] = sn * x + c * y
-            elif kinds[s] == BUG_THRUST:
-                thrust, turn = inputs[base], inputs[base + 1]
-                inputs[base] = thrust * c
-                inputs[base + 1] = thrust * sn
-                inputs[base + 2] = turn
-        for u in range(len(take)):
-            out[i, u] = inputs[take[u]]

@@ -2,13 +2,15 @@
 
 Kept free of MuJoCo so the rules can be unit-tested and read on their own. Every rule is
 written once, for one game, as a compiled (numba) function: `SumoVector` calls them from its
-own compiled loop over all its games (envs/sumo/vector.py, `_score_games`), and the array
+own compiled loop over all its games (`score_games`, called by envs/sumo/vector.py), and the array
 spellings below (`judge_batch`, `shaping_terms`, ...) loop over them for tests and readers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 import numba
@@ -51,10 +53,35 @@ class ShapingWeights:
     approach: float = 0.5  # per metre the agent's own move closes the gap to the opponent
     push: float = 1.0  # per metre the opponent gains on you towards the edge
     upright: float = 0.002  # per step, times the torso's up-axis z component (ant only)
+    # Per metre the opponent moves away from the ring centre while the agents touch and it
+    # is further out than you: a push that carries both outwards (the ant's way) leaves
+    # `push` at ~0. Paid into the "push" term; off by default (configs/sumo_ant.yaml).
+    drive: float = 0.0
 
-    def as_tuple(self) -> tuple[float, float, float]:
-        """(approach, push, upright), as the compiled `shaping` takes them."""
-        return (float(self.approach), float(self.push), float(self.upright))
+    @classmethod
+    def from_config(cls, value: ShapingWeights | Mapping[str, float] | None) -> ShapingWeights:
+        """The weights a config gives (a mapping, e.g. `env.kwargs.shaping: {approach: 2}`;
+        unnamed terms keep their defaults), or the defaults for None."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"shaping must map term names to weights, got {value!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown shaping terms {unknown}; known: {sorted(known)}")
+        weights = {}
+        for name, w in value.items():
+            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+                raise ValueError(f"shaping weight {name!r} must be a finite number, got {w!r}")
+            weights[name] = float(w)
+        return cls(**weights)
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        """(approach, push, upright, drive), as the compiled `shaping` takes them."""
+        return (float(self.approach), float(self.push), float(self.upright), float(self.drive))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -105,13 +132,15 @@ def shaping(
     radius_before: np.ndarray,
     radius_after: np.ndarray,
     up_z: np.ndarray,
+    touching: bool,
     out: np.ndarray,
 ) -> None:
     """Unannealed dense terms of one game into `out` (3 terms, 2 agents).
 
-    `w` = (approach, push, upright) of ShapingWeights; `xy_*` (2, 2) each agent's torso
-    (x, y); `radius_*` (2,) each agent's distance from the ring centre; `up_z` (2,) the
-    torso's up-axis z component, 0 for bodies that cannot fall (their upright term is 0).
+    `w` = (approach, push, upright, drive) of ShapingWeights; `xy_*` (2, 2) each agent's
+    torso (x, y); `radius_*` (2,) each agent's distance from the ring centre; `up_z` (2,)
+    the torso's up-axis z component, 0 for bodies that cannot fall (their upright term is
+    0); `touching`: the agents touched before or after the step.
 
     "approach" pays an agent for the gap its *own* move closed: the distance from where the
     opponent was to where the agent was, minus to where it is now. Paying both for the gap
@@ -120,6 +149,8 @@ def shaping(
     "push" pays for the opponent getting nearer the edge *than you*: the change of
     (opponent's radius - own radius). Paying for the opponent's radius alone rewarded two
     discs drifting out together, the pusher first (a loss that shaping made look fine).
+    "drive" adds to "push" the opponent's own move outwards while touching and further out
+    than you: pushing an ant carries the pusher out with it, which "push" alone pays ~0.
     """
     for s in range(2):
         o = 1 - s
@@ -130,7 +161,92 @@ def shaping(
         lead_before = radius_before[o] - radius_before[s]
         lead_after = radius_after[o] - radius_after[s]
         out[1, s] = w[1] * (lead_after - lead_before)
+        if touching and radius_after[o] > radius_after[s]:
+            out[1, s] += w[3] * (radius_after[o] - radius_before[o])
         out[2, s] = w[2] * up_z[s]
+
+
+@numba.njit(cache=True, nogil=True)
+def score_games(  # noqa: PLR0913 (one loop over the games; SumoVector.step names them)
+    done: np.ndarray,
+    radial: np.ndarray,
+    xy: np.ndarray,
+    height: np.ndarray,
+    up_z: np.ndarray,
+    touching_now: np.ndarray,
+    radius: np.ndarray,
+    steps: np.ndarray,
+    total_steps: np.ndarray,
+    max_steps: int,
+    fall_height: np.ndarray,
+    can_fall: np.ndarray,
+    draw_reward: float,
+    weights: tuple,
+    shaping_steps: int,
+    radial_before: np.ndarray,
+    xy_before: np.ndarray,
+    touching: np.ndarray,
+    touched: np.ndarray,
+    reason: np.ndarray,
+    winner: np.ndarray,
+    loser: np.ndarray,
+    rewards: np.ndarray,
+    terms: np.ndarray,
+    alpha: np.ndarray,
+    ended: np.ndarray,
+    truncated: np.ndarray,
+) -> int:
+    """Judge and reward every game after a step (the rules above); returns
+    how many ended. Inputs are the geometry after the step (`radial`, `xy`, `height`,
+    `up_z`, `touching_now`) and before it (`radial_before`, `xy_before`), and the step
+    counts already advanced. Writes the per-game flags (`touching`, `touched`) and outcome
+    (`reason`, `winner`, `loser`) in place, and fills `rewards`, `terms` (approach, push,
+    upright, sparse: each annealed term as rewarded), `alpha` (the anneal weight),
+    `ended`, `truncated`. A game that was already `done` keeps its outcome and earns
+    nothing."""
+    finished = 0
+    up = np.empty(2)
+    dense = np.empty((3, 2))
+    for i in range(len(done)):
+        if done[i]:
+            rewards[i] = 0.0
+            terms[:, i] = 0.0
+            alpha[i] = 0.0
+            ended[i] = truncated[i] = False
+            continue
+        a = anneal(total_steps[i] - 1, shaping_steps)  # the count before this step
+        alpha[i] = a
+        contact = touching[i] or touching_now[i]  # at the end of the last step or this one
+        touching[i] = touching_now[i]
+        touched[i] = touched[i] or touching_now[i]
+        why, win, lose = verdict(
+            radial[i, 0] > radius[i],
+            radial[i, 1] > radius[i],
+            height[i, 0] < fall_height[0],
+            height[i, 1] < fall_height[1],
+            touched[i],
+        )
+        end = why != ONGOING
+        trunc = not end and steps[i] >= max_steps
+        for s in range(2):
+            up[s] = up_z[i, s] if can_fall[s] else 0.0
+        shaping(weights, xy_before[i], xy[i], radial_before[i], radial[i], up, contact, dense)
+        for s in range(2):
+            sparse = 0.0
+            if end:
+                sparse = sparse_reward(win, lose, s, draw_reward)
+            elif trunc:
+                sparse = draw_reward
+            terms[0, i, s] = a * dense[0, s]
+            terms[1, i, s] = a * dense[1, s]
+            terms[2, i, s] = a * dense[2, s]
+            terms[3, i, s] = sparse
+            rewards[i, s] = terms[0, i, s] + terms[1, i, s] + terms[2, i, s] + sparse
+        reason[i] = TIME_LIMIT if trunc else why
+        winner[i], loser[i] = win, lose
+        ended[i], truncated[i] = end, trunc
+        finished += end or trunc
+    return finished
 
 
 # Array spellings of the rules above, for tests and readers (SumoVector calls the one-game
@@ -183,10 +299,12 @@ def shaping_terms(
     radius_before: np.ndarray,
     radius_after: np.ndarray,
     up_z: np.ndarray,
+    touching: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """`shaping` of n games: `xy_*` (n, 2, 2), `radius_*` and `up_z` (n, 2); (n, 2) per
-    term."""
+    """`shaping` of n games: `xy_*` (n, 2, 2), `radius_*` and `up_z` (n, 2), `touching`
+    (n,) bools (None: no game touches); (n, 2) per term."""
     n = len(xy_before)
+    contact = np.zeros(n, bool) if touching is None else np.asarray(touching, bool)
     terms = np.empty((n, 3, 2))
     f64 = np.float64
     for i in range(n):
@@ -197,6 +315,7 @@ def shaping_terms(
             np.asarray(radius_before[i], f64),
             np.asarray(radius_after[i], f64),
             np.asarray(up_z[i], f64),
+            bool(contact[i]),
             terms[i],
         )
     return {name: terms[:, k] for k, name in enumerate(("approach", "push", "upright"))}

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from envs.sumo.indexing import AgentIndex
 from envs.sumo.model import BodySpec
-from envs.sumo.observation import AgentIndex
 
 START_FRACTION = 0.4  # start this fraction of the radius from the centre
 POS_JITTER = 0.1  # m

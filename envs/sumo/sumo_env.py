@@ -18,6 +18,8 @@ Reward: +1 win / -1 loss (also for leaving the ring or falling without contact, 
 a draw for the match) / `draw_reward` otherwise, plus dense shaping (approach, push,
 upright) scaled by a weight annealed linearly from 1 to 0 over `shaping_steps` env steps
 counted across episodes by this env instance (a job with E envs anneals over E times that).
+`shaping` sets the terms' weights (rules.ShapingWeights; a mapping such as
+`{approach: 2.0}` from a config).
 Contact is sampled once per control step (after the physics substeps), not per substep.
 
 The game itself (physics, rules, observations, rewards) is `envs.sumo.vector.SumoVector`
@@ -27,6 +29,7 @@ many games per call with arrays, use SumoVector directly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import mujoco
@@ -35,8 +38,8 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
+from envs.sumo.indexing import AgentIndex
 from envs.sumo.model import FRAME_SKIP, RING_GEOM, TIMESTEP
-from envs.sumo.observation import AgentIndex
 from envs.sumo.rules import ShapingWeights
 from envs.sumo.vector import SumoVector
 
@@ -82,7 +85,7 @@ class SumoEnv(ParallelEnv):
         max_steps: int | None = None,
         shaping_steps: int = 1_000_000,
         draw_reward: float = 0.0,
-        shaping: ShapingWeights | None = None,
+        shaping: ShapingWeights | Mapping[str, float] | None = None,
         render_mode: str | None = None,
         seed: int | None = None,
         render_size: int = 480,

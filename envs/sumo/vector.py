@@ -11,8 +11,8 @@ one-game MjData from a Python loop was ~5x slower per game (disc, N=256). After 
 each MjData field the observation needs (sensordata, qvel, cfrc_ext, and qpos for ants) is
 one (N, per game) view; everything else (headings, observations, rules, rewards, and the
 actions' conversion to motor inputs) runs in compiled (numba) loops over the games:
-`BatchObserver` and `actions_to_inputs` (envs/sumo/observation.py), `_score_games` below
-with the one-game rules of envs/sumo/rules.py. As numpy calls over all games, that work
+`BatchObserver` (envs/sumo/observation.py), `actions_to_inputs` (actuation.py) and
+`score_games` (rules.py, with the one-game rules). As numpy calls over all games, that work
 cost about as much as the cheap bodies' physics. Sensors in the model put the torso poses
 and the "agents touch" test into sensordata, so one read replaces several fields and the
 contact scan. Measured figures: BENCHMARKS.md, "Sumo env speed".
@@ -46,13 +46,14 @@ its row. What happens next depends on `autoreset`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import mujoco
-import numba
 import numpy as np
 
+from envs.sumo.actuation import actions_to_inputs, input_layout
 from envs.sumo.history import FrameHistory
+from envs.sumo.indexing import AgentIndex, check_game_blocks, index_agent
 from envs.sumo.model import (
     BODY_SPECS,
     FRAME_SKIP,
@@ -60,28 +61,9 @@ from envs.sumo.model import (
     arena_origins,
     arena_spacing,
     build_xml,
-    game_prefix,
 )
-from envs.sumo.observation import (
-    BUG_THRUST,
-    COPY,
-    DISC_FORCE,
-    AgentIndex,
-    BatchObserver,
-    Geometry,
-    actions_to_inputs,
-    index_agent,
-)
-from envs.sumo.rules import (
-    ONGOING,
-    REASONS,
-    TIME_LIMIT,
-    ShapingWeights,
-    anneal,
-    shaping,
-    sparse_reward,
-    verdict,
-)
+from envs.sumo.observation import BatchObserver, Geometry
+from envs.sumo.rules import ONGOING, REASONS, ShapingWeights, score_games
 from envs.sumo.start import place_agents
 
 # Games in one model. MuJoCo sizes a model's scratch memory faster than linearly in its
@@ -109,7 +91,7 @@ class SumoVector:
         max_steps: int | None = None,
         shaping_steps: int = 1_000_000,
         draw_reward: float = 0.0,
-        shaping: ShapingWeights | None = None,
+        shaping: ShapingWeights | Mapping[str, float] | None = None,
         seed: int | None = None,
         autoreset: bool = False,
         history: int = 0,
@@ -132,7 +114,7 @@ class SumoVector:
         self.max_steps = max_steps or max(s.default_max_steps for s in specs)
         self.shaping_steps = shaping_steps
         self.draw_reward = draw_reward
-        self.weights = shaping or ShapingWeights()
+        self.weights = ShapingWeights.from_config(shaping)
         self.autoreset = autoreset
         self._specs = specs
 
@@ -146,7 +128,7 @@ class SumoVector:
             index_agent(m, agent_prefix(0)),
             index_agent(m, agent_prefix(1)),
         )
-        self._check_game_blocks()
+        check_game_blocks(m, num_envs, self.idx)
         self.observer = BatchObserver(m, self.idx, num_envs)
         # Observations are the current frame plus `history` earlier ones (history.py); with
         # history each seat's observation is the full stacked width, padding included.
@@ -155,20 +137,10 @@ class SumoVector:
         self.obs_sizes = self.observer.obs_sizes if not history else (self.obs_dim,) * 2
         self.act_sizes = tuple(i.num_actions for i in self.idx)
         self.act_dim = max(self.act_sizes)
-        # How each seat's actions drive its actuators (observation.actions_to_inputs): an
-        # ant's directly, a disc's force and a bug's thrust along the heading it observed.
-        self._act_kinds = np.array(
-            [BUG_THRUST if b == "bug" else DISC_FORCE if not i.oriented else COPY
-             for b, i in zip(bodies, self.idx, strict=True)]
-        )  # fmt: skip
-        nu = m.nu // num_envs
-        # Actuator inputs (N, 2 * width) -> ctrl (N, nu): which input drives each actuator.
-        # Inputs are the actions, except a bug's (thrust, turn) -> (force x, force y, turn).
-        self._input_width = max(self.act_dim, 3) if "bug" in bodies else self.act_dim
-        self._act_take = np.zeros(nu, np.int64)
-        for k, idx in enumerate(self.idx):
-            count = idx.actuators.stop - idx.actuators.start
-            self._act_take[idx.actuators] = k * self._input_width + np.arange(count)
+        # How each seat's actions drive its actuators (actuation.py).
+        self._act_kinds, self._input_width, self._act_take = input_layout(
+            bodies, self.idx, m.nu // num_envs
+        )
         self._can_fall = np.array([s.fall_height is not None for s in specs])
         # A body that cannot fall gets -inf: no torso height is below it.
         self._fall_height = np.array(
@@ -183,7 +155,7 @@ class SumoVector:
         self._sensordata = d.sensordata.reshape(n, -1)
         self._cfrc = d.cfrc_ext[1:].reshape(n, -1)  # without the world body's row
         self._ctrl = d.ctrl.reshape(n, -1)
-        self._ctrl_buf = np.zeros((n, nu))
+        self._ctrl_buf = np.zeros((n, m.nu // n))
         # Torso xy sensors are world positions; rows minus this are relative to the ring.
         self._xy_origin = np.tile(self.origins, 2)
         self._mj_rows = (self._sensordata, self.qpos, self.qvel, self._cfrc)  # what observe reads
@@ -213,26 +185,6 @@ class SumoVector:
         # cos and sin of the headings the agents last observed: their frames (disc forces).
         self._cos, self._sin = np.ones((n, 2)), np.zeros((n, 2))
         self._unstarted = set(range(n))  # games never reset: nothing to step yet
-
-    def _check_game_blocks(self) -> None:
-        """Every MjData array must hold the games as equal blocks in game order (model.py):
-        the (N, per game) views rely on it. Checked on game 1 against game 0."""
-        m, n = self.model, self.num_envs
-        sizes = (m.nq, m.nv, m.nu, m.nbody - 1, m.nsensordata)
-        if any(size % n for size in sizes):
-            raise AssertionError(f"model arrays {sizes} do not split into {n} games")
-        if n == 1:
-            return
-        nq, nv, nb = m.nq // n, m.nv // n, (m.nbody - 1) // n
-        for k, game0 in enumerate(self.idx):
-            game1 = index_agent(m, game_prefix(1) + agent_prefix(k))
-            if not (
-                game1.torso_body == game0.torso_body + nb
-                and np.array_equal(game1.root_qpos, game0.root_qpos + nq)
-                and np.array_equal(game1.hinge_qvel, game0.hinge_qvel + nv)
-                and game1.actuators.start == game0.actuators.start + m.nu // n
-            ):
-                raise AssertionError("game 1's block does not repeat game 0's layout")
 
     # -- episodes ---------------------------------------------------------------------------
 
@@ -352,7 +304,7 @@ class SumoVector:
         rewards, terms = np.empty((n, 2)), np.empty((len(TERM_NAMES), n, 2))
         alpha, ended, truncated = np.empty(n), np.empty(n, np.bool_), np.empty(n, np.bool_)
         reason, winner, loser = self.reason.copy(), self.winner.copy(), self.loser.copy()
-        finished = _score_games(
+        finished = score_games(
             done, geo.radial, geo.xy, geo.height, geo.up_z, geo.touching, self.radius,
             self.steps, self.total_steps, self.max_steps, self._fall_height, self._can_fall,
             float(self.draw_reward), self.weights.as_tuple(), self.shaping_steps, self._radial,
@@ -440,85 +392,3 @@ class SumoVector:
         self.qpos[i, idx.root_qpos[:2]] = np.add(xy, origin)
         mujoco.mj_forward(self.model, self.data)
         self.sync(i)
-
-
-@numba.njit(cache=True, nogil=True)
-def _score_games(  # noqa: PLR0913 (one loop over the games; SumoVector.step names them)
-    done: np.ndarray,
-    radial: np.ndarray,
-    xy: np.ndarray,
-    height: np.ndarray,
-    up_z: np.ndarray,
-    touching_now: np.ndarray,
-    radius: np.ndarray,
-    steps: np.ndarray,
-    total_steps: np.ndarray,
-    max_steps: int,
-    fall_height: np.ndarray,
-    can_fall: np.ndarray,
-    draw_reward: float,
-    weights: tuple,
-    shaping_steps: int,
-    radial_before: np.ndarray,
-    xy_before: np.ndarray,
-    touching: np.ndarray,
-    touched: np.ndarray,
-    reason: np.ndarray,
-    winner: np.ndarray,
-    loser: np.ndarray,
-    rewards: np.ndarray,
-    terms: np.ndarray,
-    alpha: np.ndarray,
-    ended: np.ndarray,
-    truncated: np.ndarray,
-) -> int:
-    """Judge and reward every game after a step (envs/sumo/rules.py has the rules); returns
-    how many ended. Inputs are the geometry after the step (`radial`, `xy`, `height`,
-    `up_z`, `touching_now`) and before it (`radial_before`, `xy_before`), and the step
-    counts already advanced. Writes the per-game flags (`touching`, `touched`) and outcome
-    (`reason`, `winner`, `loser`) in place, and fills `rewards`, `terms` (approach, push,
-    upright, sparse: each annealed term as rewarded), `alpha` (the anneal weight),
-    `ended`, `truncated`. A game that was already `done` keeps its outcome and earns
-    nothing."""
-    finished = 0
-    up = np.empty(2)
-    dense = np.empty((3, 2))
-    for i in range(len(done)):
-        if done[i]:
-            rewards[i] = 0.0
-            terms[:, i] = 0.0
-            alpha[i] = 0.0
-            ended[i] = truncated[i] = False
-            continue
-        a = anneal(total_steps[i] - 1, shaping_steps)  # the count before this step
-        alpha[i] = a
-        touching[i] = touching_now[i]
-        touched[i] = touched[i] or touching_now[i]
-        why, win, lose = verdict(
-            radial[i, 0] > radius[i],
-            radial[i, 1] > radius[i],
-            height[i, 0] < fall_height[0],
-            height[i, 1] < fall_height[1],
-            touched[i],
-        )
-        end = why != ONGOING
-        trunc = not end and steps[i] >= max_steps
-        for s in range(2):
-            up[s] = up_z[i, s] if can_fall[s] else 0.0
-        shaping(weights, xy_before[i], xy[i], radial_before[i], radial[i], up, dense)
-        for s in range(2):
-            sparse = 0.0
-            if end:
-                sparse = sparse_reward(win, lose, s, draw_reward)
-            elif trunc:
-                sparse = draw_reward
-            terms[0, i, s] = a * dense[0, s]
-            terms[1, i, s] = a * dense[1, s]
-            terms[2, i, s] = a * dense[2, s]
-            terms[3, i, s] = sparse
-            rewards[i, s] = terms[0, i, s] + terms[1, i, s] + terms[2, i, s] + sparse
-        reason[i] = TIME_LIMIT if trunc else why
-        winner[i], loser[i] = win, lose
-        ended[i], truncated[i] = end, trunc
-        finished += end or trunc
-    return finished
