@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.evaluation import load_policy  # noqa: E402
+from actors.evaluation import load_policy, load_snapshot  # noqa: E402
 from actors.inference import NumpyMlpPolicy  # noqa: E402
 from cluster.config import load_config  # noqa: E402
 from envs.sumo.scripted import charge_actions  # noqa: E402
@@ -36,14 +36,18 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--opponent", choices=("random", "charge"), default="random")
     parser.add_argument("--games", type=int, default=64)
+    parser.add_argument("--policy", help="a snapshot, e.g. main@v500 (default: latest checkpoint)")
     args = parser.parse_args()
     config = load_config(args.run / "config.yaml")
     vec = SumoVector(args.games, seed=123, **dict(config.env.kwargs))
     net, version = load_policy(args.run, config, vec.obs_dim, vec.act_dim, True)
+    if args.policy:
+        net, version = load_snapshot(args.run, args.policy, net), int(args.policy.split("@v")[1])
     policy = NumpyMlpPolicy(net)
     rng = np.random.default_rng(0)
     obs = vec.reset()
-    series: dict[str, list[float]] = {k: [] for k in ("own_r", "opp_r", "gap", "touch", "speed")}
+    names = ("own_r", "opp_r", "gap", "touch", "touched", "speed")
+    series: dict[str, list[float]] = {k: [] for k in names}
     while not vec.done.all():
         actions = np.zeros((vec.num_envs, 2, vec.act_dim), np.float32)
         actions[:, 0], _ = policy.forward(obs[:, 0])  # greedy: the Gaussian's mean
@@ -58,6 +62,7 @@ def main() -> None:
         between = vec._xy[live, 0] - vec._xy[live, 1]  # torso xy of the two agents
         series["gap"].append(float(np.hypot(*between.T).mean()))
         series["touch"].append(float(vec.touching[live].mean()))
+        series["touched"].append(float(vec.touched.mean()))  # all games: ever in contact
         series["speed"].append(float(np.hypot(*obs[live, 0, 7:9].T).mean()))
     outcomes = Counter(
         f"{'draw' if w < 0 else 'policy' if w == 0 else 'opponent'}: {vec.reason_name(i)}"

@@ -101,14 +101,12 @@ def test_league_restart_mid_job_loses_and_duplicates_nothing(tmp_path: Path) -> 
         league.send_signal(signal.SIGKILL)  # no chance to finish anything in flight
         league.wait(10)
         at_kill = result_count(db)
-        # Games keep finishing while the league is down; their results must wait. The
-        # link logs its first failed report (forwarded by Ray to the job's stderr).
-        wait_until(
-            lambda: "league unreachable while reporting results" in job_err.read_text(),
-            60,
-            "a report to fail while the league is down",
-            job,
-        )
+        # Games keep finishing while the league is down; their results must wait. This is
+        # the outage's length, not a wait for something: it must stay well under the
+        # client's 30 s retry window (league/client.py), or the learner's snapshot calls
+        # give up and the job fails, and nothing the actors do shows sooner that they
+        # noticed (their link logs only once a call has given up).
+        time.sleep(3.0)
         league = serve_league(db, port, league_log)
         wait_until(lambda: result_count(db) >= at_kill + 30, 60, "results after the restart", job)
         job.send_signal(signal.SIGINT)  # a clean stop: actors send what they finished
