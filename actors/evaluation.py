@@ -90,7 +90,7 @@ def choose_actions(
 ) -> dict[str, np.ndarray | int]:
     """The actions of every agent that must move now: `me` (an agent, or a team's agents)
     plays `policy`, everyone else the opponent (a net, which samples, or a scripted
-    "random" / "tactical" / "charge").
+    "random" / "tactical" / "charge" / "still").
     Shared by `play_games` and `selfplay replay`, so a replay with the same seed shows the
     games eval scored."""
     mine = {me} if isinstance(me, str) else set(me)
@@ -160,7 +160,7 @@ def load_players(
 ) -> tuple[PolicyValueNet, int, PolicyValueNet | str]:
     """(policy, its version, opponent) as `selfplay eval` and `selfplay replay` name them:
     `policy_id` None is the latest checkpoint, else a snapshot ("main@v100"); `opponent`
-    is "random", "tactical", "charge" or "snapshot:ID" (a net). Team games: `spec` and
+    is "random", "tactical", "charge", "still" or "snapshot:ID" (a net). Team games: `spec` and
     `team` are the policy's team, `opponent_spec` the other team's."""
     policy, version = load_policy(
         run_dir, config, spec.obs_dim, spec.num_actions, spec.continuous, team
@@ -185,7 +185,8 @@ def load_players(
             )
         return policy, version, load_snapshot(run_dir, opponent.split(":", 1)[1], template)
     raise ValueError(
-        f"--opponent must be 'random', 'tactical', 'charge' or 'snapshot:ID', got {opponent!r}"
+        "--opponent must be 'random', 'tactical', 'charge', 'still' or 'snapshot:ID', "
+        f"got {opponent!r}"
     )
 
 

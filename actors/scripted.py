@@ -8,6 +8,11 @@ picks uniformly among what is left. In connect_four such a bot beats the random
 player ~94% of the time, so beating *it* means real tactics were learned.
 
 `charge` (sumo with the disc or bug body) goes straight at the opponent at full force.
+
+`still` (any game with continuous actions) always sends zero actions: a sumo ant that
+stands where it started and neither flails nor falls. A random ant falls over on its own in
+about half of its games (its random torques flip the light body), so beating *it* can mean
+no more than touching it first; beating `still` means pushing it out or knocking it over.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from envs.sumo.scripted import CHARGE_BODIES, charge_action
 
 TACTICAL = "tactical"
 CHARGE = "charge"
-SCRIPTED = (TACTICAL, CHARGE)
+STILL = "still"
+SCRIPTED = (TACTICAL, CHARGE, STILL)
 
 
 def scripted_problem(name: str, env_name: str, spec: GameSpec) -> str | None:
@@ -30,6 +36,8 @@ def scripted_problem(name: str, env_name: str, spec: GameSpec) -> str | None:
         env_name.startswith("envs.sumo") and spec.continuous and spec.num_actions == 2
     ):
         return "the charge bot plays sumo with the disc or bug body only"
+    if name == STILL and not spec.continuous:
+        return "the still bot plays games with continuous actions only"
     if name not in SCRIPTED:
         return f"unknown scripted player {name!r} (known: {', '.join(SCRIPTED)})"
     return None
@@ -43,6 +51,8 @@ def scripted_action(
         return tactical_action(game, agent, rng)
     if name == CHARGE:
         return charge_action(obs, sumo_body(game, agent))
+    if name == STILL:
+        return np.zeros(game.spec.num_actions, np.float32)
     raise ValueError(f"unknown scripted player {name!r}")
 
 

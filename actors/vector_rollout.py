@@ -28,7 +28,7 @@ import numpy as np
 from actors.league_link import LeagueLink
 from actors.policies import BUILTIN_RANDOM, PolicyPool
 from actors.rollout import RolloutWorker, _Slot
-from actors.scripted import CHARGE
+from actors.scripted import CHARGE, STILL
 from actors.seating import LEARNER, Seat
 from cluster.codec import encode_chunk
 from cluster.config import JobConfig
@@ -143,6 +143,8 @@ class VectorRolloutWorker(RolloutWorker):
                 actions[games, seats] = self.rng.uniform(-1.0, 1.0, (len(games), actions.shape[2]))
             elif key == CHARGE:
                 actions[games, seats] = self._charge(rows, seats)
+            elif key == STILL:
+                actions[games, seats] = 0.0
             else:
                 policy = self._policy(self.pools[lineage], key)
                 chosen, logp, values = policy.act(rows, None, self.rng)

@@ -3,11 +3,12 @@
     python benchmarks/sumo_match_stats.py runs/bug11 --opponent random --games 64
 
 Plays `--games` games at once (one `SumoVector`, the run's env settings, seed 123) of the
-run's latest checkpoint (greedy, seat 0) against `random` (uniform actions) or `charge`,
-and prints the mean own and opponent distance from the ring centre, the gap between the
-two, the share of games in contact and the own speed at a few control steps (games still
-running), then the outcomes (winner seat, reason). A diagnostic for why a policy draws:
-e.g. one that circles at a distance from a passive opponent never touches it.
+run's latest checkpoint (greedy, seat 0) against `random` (uniform actions), `charge` or
+`still` (zero actions), and prints the mean own and opponent distance from the ring
+centre, the gap between the two, the share of games in contact and the own speed at a
+few control steps (games still running), then the outcomes (winner seat, reason). A
+diagnostic for why a policy draws: e.g. one that circles at a distance from a passive
+opponent never touches it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ TIMES = (0, 25, 50, 100, 200, 300, 400, 499)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
-    parser.add_argument("--opponent", choices=("random", "charge"), default="random")
+    parser.add_argument("--opponent", choices=("random", "charge", "still"), default="random")
     parser.add_argument("--games", type=int, default=64)
     parser.add_argument("--policy", help="a snapshot, e.g. main@v500 (default: latest checkpoint)")
     args = parser.parse_args()
@@ -53,7 +54,7 @@ def main() -> None:
         actions[:, 0], _ = policy.forward(obs[:, 0])  # greedy: the Gaussian's mean
         if args.opponent == "random":
             actions[:, 1] = rng.uniform(-1.0, 1.0, (vec.num_envs, vec.act_dim))
-        else:
+        elif args.opponent == "charge":
             actions[:, 1] = charge_actions(obs[:, 1], vec.bodies[1])
         live = ~vec.done
         obs, _, _, _ = vec.step(actions)

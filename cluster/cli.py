@@ -120,7 +120,7 @@ def run(
 def eval_(
     run_dir: Path,
     opponent: Annotated[
-        str, typer.Option(help="random | tactical | charge | snapshot:ID")
+        str, typer.Option(help="random | tactical | charge | still | snapshot:ID")
     ] = "random",
     games: Annotated[int, typer.Option(min=2)] = 200,
     seed: int = 0,
@@ -162,7 +162,7 @@ def replay(
     run_dir: Path,
     out: Annotated[Path, typer.Option(help="the video to write: .gif or .mp4")],
     opponent: Annotated[
-        str, typer.Option(help="random | tactical | charge | snapshot:ID")
+        str, typer.Option(help="random | tactical | charge | still | snapshot:ID")
     ] = "random",
     policy: Annotated[
         str | None, typer.Option(help="a snapshot to play (default: latest checkpoint)")

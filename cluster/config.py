@@ -164,9 +164,10 @@ class LeagueConfig(_Section):
     eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     # Players the league always has besides the learners' snapshots: "random" (uniform
     # legal moves, the Elo anchor at 0) and scripted bots ("tactical": two-ply search for
-    # turn-based games; "charge": sumo disc that pushes straight at you). Learners train
-    # against them like against snapshots, and they get ratings that mean something.
-    builtins: tuple[Literal["random", "tactical", "charge"], ...] = ("random",)
+    # turn-based games; "charge": sumo disc that pushes straight at you; "still": zero
+    # actions, for continuous-action games). Learners train against them like against
+    # snapshots, and they get ratings that mean something.
+    builtins: tuple[Literal["random", "tactical", "charge", "still"], ...] = ("random",)
     # How the non-self-play games pick among frozen players: "uniform" (Bansal et al.),
     # or prioritized fictitious self-play (AlphaStar) on the learner's recent win rate x
     # against each: "pfsp_hard" weighs (1 - x)^pfsp_exponent (train on what beats you),

@@ -287,6 +287,38 @@ def test_bug_thrusts_along_its_heading_and_turns() -> None:
     assert e.data.qpos[i0.root_qpos[2]] > yaw + 0.4  # +turn is counter-clockwise
 
 
+def test_the_ant_is_light_enough_to_walk_and_stands_when_idle() -> None:
+    """Gymnasium's ant (Bansal et al.'s body): under 1 kg against 150 N m motors. At
+    MuJoCo's default density it weighed 151 kg and random torques barely moved it
+    (0.2 m/s mean speed); idle, it must still stand above the fall height."""
+    e = SumoEnv(bodies=("ant", "ant"), shaping_steps=0, max_steps=300, seed=0)
+    e.reset(seed=0)
+    assert e.model.body_subtreemass[e._idx[0].torso_body] < 1.0
+    rng = np.random.default_rng(0)
+    speeds = []
+    idle = np.zeros(8, np.float32)
+    while e.agents:
+        e.step({"agent_0": rng.uniform(-1, 1, 8).astype(np.float32), "agent_1": idle})
+        speeds.append(np.hypot(*e.data.qvel[e._idx[0].lin_vel[:2]]))
+        assert e.data.xpos[e._idx[1].torso_body, 2] > 0.45  # the idle ant stands
+    assert np.mean(speeds) > 0.4, np.mean(speeds)
+
+
+def test_still_bot_sends_zero_actions_in_continuous_games_only() -> None:
+    from actors.scripted import scripted_action, scripted_problem
+    from envs.pettingzoo_adapter import Game
+
+    game = Game("envs.sumo.sumo_env", "parallel", {"bodies": ["ant", "ant"]})
+    assert scripted_problem("still", "envs.sumo.sumo_env", game.spec) is None
+    game.reset(seed=0)
+    agent = game.spec.agents[1]
+    obs, _ = game.observe(agent)
+    move = scripted_action("still", game, agent, obs, np.random.default_rng(0))
+    np.testing.assert_array_equal(move, np.zeros(8, np.float32))
+    c4 = Game("pettingzoo.classic.connect_four_v3")
+    assert "continuous" in scripted_problem("still", "pettingzoo.classic.connect_four_v3", c4.spec)
+
+
 def test_charge_bot_steers_a_bug_towards_the_opponent() -> None:
     from envs.sumo.scripted import charge_action
 

@@ -18,6 +18,7 @@ import pytest
 
 from envs.sumo import SumoEnv
 from envs.sumo.indexing import AgentIndex
+from envs.sumo.model import BODY_SPECS
 from envs.sumo.rules import REASONS, judge_batch, sparse_rewards_batch
 from envs.sumo.scripted import charge_action
 from envs.sumo.vector import SumoVector
@@ -251,7 +252,7 @@ def _reference_obs(env: SumoEnv, seat: int, steps: int) -> np.ndarray:
             rot @ (vel(opp) - vel(me)),
             frame_quat(opp, me, yaw),
             [r - np.hypot(*pos[:2]), r - np.hypot(*opp_pos[:2]), r],
-            np.clip(wrench.ravel() / 500.0, -1, 1),
+            np.clip(wrench.ravel() / BODY_SPECS[env.bodies[seat]].contact_scale, -1, 1),
             [float(touching), 1 - steps / env.max_steps],
         ]
     )

@@ -129,8 +129,10 @@ def test_self_play_chunks_replay_exactly_on_a_fresh_vector(
 def test_builtin_games_are_reported_once_and_only_the_learner_is_trained(
     redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    cfg = sumo_config(self_play_fraction=0.0, builtins=["random", "charge"])
-    settings = LeagueSettings(self_play_fraction=0.0, builtins=("random", "charge"), seed=1)
+    cfg = sumo_config(self_play_fraction=0.0, builtins=["random", "charge", "still"])
+    settings = LeagueSettings(
+        self_play_fraction=0.0, builtins=("random", "charge", "still"), seed=1
+    )
     worker, stream, server = _worker(cfg, redis_client, tmp_path, settings)
     try:
         worker.run(lambda: False, max_steps=120)
@@ -140,7 +142,7 @@ def test_builtin_games_are_reported_once_and_only_the_learner_is_trained(
     finally:
         server.stop(0)
     assert len(results) == worker.stats.games == worker.stats.results.acked > 0
-    assert {r.player_b for r in results} == {"random", "charge"}
+    assert {r.player_b for r in results} == {"random", "charge", "still"}
     assert all(r.player_a == "main" for r in results)
     # One seat per game is the learner's: half the env steps are training data (minus
     # the decisions still open when the run stopped).

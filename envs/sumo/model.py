@@ -62,12 +62,17 @@ class BodySpec:
     fall_height: float | None  # torso below this height counts as fallen; None: cannot fall
     default_radius: tuple[float, float]  # ring radius range suited to this body
     default_max_steps: int
+    # N: the observation divides contact forces by this before clipping to [-1, 1]; about
+    # the body's weight, so standing reads ~1 and a hard shove saturates
+    contact_scale: float
 
 
 BODY_SPECS: dict[str, BodySpec] = {
-    "disc": BodySpec("disc", 0.32, None, (1.5, 2.5), 300),
-    "ant": BodySpec("ant", 0.75, 0.3, (2.5, 4.5), 500),
-    "bug": BodySpec("bug", 0.32, None, (1.5, 2.5), 500),
+    # The disc and bug touch only each other (they float); 500 N predates per-body scales
+    # and is kept so their trained configs see what they always saw.
+    "disc": BodySpec("disc", 0.32, None, (1.5, 2.5), 300, 500.0),
+    "ant": BodySpec("ant", 0.75, 0.3, (2.5, 4.5), 500, 10.0),  # weight 7.4 N
+    "bug": BodySpec("bug", 0.32, None, (1.5, 2.5), 500, 500.0),
 }
 
 DISC_RADIUS = 0.3
@@ -86,6 +91,16 @@ ANT_THIGH = 0.3
 ANT_SHIN = 0.55
 ANT_LIMB_RADIUS = 0.08
 ANT_GEAR = 150.0
+# Gymnasium's Ant (the body of Bansal et al.): geom density 5 kg/m^3, hinge armature 1 and
+# damping 1. MuJoCo's default density (1000, water) made a 151 kg ant that the 150 N m
+# motors could barely walk (~0.5 m/s after 8 M steps, run ant5) or push with; at density 5
+# it weighs 0.75 kg, random actions move it ~0.7 m/s (0.2 m/s before), and the armature
+# keeps the light limbs stable at our 3 ms step.
+ANT_DENSITY = 5.0
+ANT_JOINT_ARMATURE = 1.0
+ANT_JOINT_DAMPING = 1.0
+_ANT_GEOM = f'{_ANT_COLLIDE} density="{ANT_DENSITY}"'
+_ANT_JOINT = f'armature="{ANT_JOINT_ARMATURE}" damping="{ANT_JOINT_DAMPING}"'
 ANT_HIP_RANGE = (-40.0, 40.0)  # degrees, swing about the vertical axis
 ANT_ANKLE_RANGE = (30.0, 80.0)  # degrees, positive bends the shin down
 
@@ -151,15 +166,15 @@ def _ant(p: str, rgba: str, origin: tuple[float, float], collide: str) -> tuple[
         # angle rotates the (initially horizontal) shin downwards.
         legs.append(f"""
       <body name="{p}thigh_{i}" pos="{hip[0]:.4f} {hip[1]:.4f} 0">
-        <joint name="{p}hip_{i}" type="hinge" axis="0 0 1"
+        <joint name="{p}hip_{i}" type="hinge" axis="0 0 1" {_ANT_JOINT}
                range="{ANT_HIP_RANGE[0]} {ANT_HIP_RANGE[1]}"/>
         <geom name="{p}thigh_geom_{i}" type="capsule" size="{ANT_LIMB_RADIUS}"
-              fromto="0 0 0 {knee[0]:.4f} {knee[1]:.4f} 0" rgba="{rgba}" {_ANT_COLLIDE}/>
+              fromto="0 0 0 {knee[0]:.4f} {knee[1]:.4f} 0" rgba="{rgba}" {_ANT_GEOM}/>
         <body name="{p}shin_{i}" pos="{knee[0]:.4f} {knee[1]:.4f} 0">
-          <joint name="{p}ankle_{i}" type="hinge" axis="{-s:.4f} {c:.4f} 0"
+          <joint name="{p}ankle_{i}" type="hinge" axis="{-s:.4f} {c:.4f} 0" {_ANT_JOINT}
                  range="{ANT_ANKLE_RANGE[0]} {ANT_ANKLE_RANGE[1]}"/>
           <geom name="{p}shin_geom_{i}" type="capsule" size="{ANT_LIMB_RADIUS}"
-                fromto="0 0 0 {foot[0]:.4f} {foot[1]:.4f} 0" rgba="{rgba}" {_ANT_COLLIDE}/>
+                fromto="0 0 0 {foot[0]:.4f} {foot[1]:.4f} 0" rgba="{rgba}" {_ANT_GEOM}/>
         </body>
       </body>""")
         for joint in (f"hip_{i}", f"ankle_{i}"):
@@ -170,7 +185,7 @@ def _ant(p: str, rgba: str, origin: tuple[float, float], collide: str) -> tuple[
     <body name="{p}torso" pos="{_pos(origin, BODY_SPECS["ant"].start_height)}">
       <freejoint name="{p}root"/>
       <geom name="{p}torso_geom" type="sphere" size="{ANT_TORSO_RADIUS}" rgba="{rgba}"
-            {_ANT_COLLIDE}/>{"".join(legs)}
+            {_ANT_GEOM}/>{"".join(legs)}
     </body>"""
     return body, "".join(acts)
 

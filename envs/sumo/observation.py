@@ -22,8 +22,9 @@ b=1, ant n=8 b=9):
              (disc: its heading is towards us, i.e. a half turn in our frame)
     then 3:  own distance to the ring edge, opponent distance to the edge (negative = out),
              ring radius
-    then 6b+1: own bodies' external contact wrenches (cfrc_ext / CONTACT_SCALE, clipped to
-               [-1, 1], torque then force, rotated into the own frame), then 1.0 if the
+    then 6b+1: own bodies' external contact wrenches (cfrc_ext divided by the own body's
+               BodySpec.contact_scale, about its weight in N, clipped to [-1, 1], torque
+               then force, rotated into the own frame), then 1.0 if the
                agents touch at the end of this step else 0.0
     then 1:  fraction of the time limit left
 
@@ -45,8 +46,6 @@ import numpy as np
 
 from envs.sumo.indexing import AgentIndex
 from envs.sumo.model import TOUCH_SENSOR, agent_prefix
-
-CONTACT_SCALE = 500.0  # N; a body's weight-scale force maps to ~1 before clipping
 
 
 class Geometry(NamedTuple):
@@ -83,10 +82,15 @@ class BatchObserver:
     """
 
     def __init__(
-        self, model: mujoco.MjModel, idx: tuple[AgentIndex, AgentIndex], num_games: int = 1
+        self,
+        model: mujoco.MjModel,
+        idx: tuple[AgentIndex, AgentIndex],
+        num_games: int,
+        contact_scale: tuple[float, float],
     ) -> None:
         """`model` holds `num_games` games (envs/sumo/model.py); `idx` indexes game 0, whose
-        block of each MjData array is the layout of every game's row."""
+        block of each MjData array is the layout of every game's row. `contact_scale`: each
+        seat's BodySpec.contact_scale (N), what its contact wrenches are divided by."""
         self.idx = idx
         self.obs_sizes = (idx[0].obs_size, idx[1].obs_size)
         self.obs_dim = max(self.obs_sizes)
@@ -174,6 +178,7 @@ class BatchObserver:
             quat.astype(i64),
             up.astype(i64),
             np.array([i.oriented for i in idx]),
+            np.array(contact_scale, np.float64),
             a.transpose(2, 0, 1).astype(i64),
             b.transpose(2, 0, 1).astype(i64),
             np.array(raw, i64),
@@ -247,6 +252,7 @@ def _observe_games(  # noqa: PLR0913, PLR0915 (one loop on purpose: see BatchObs
     quat: np.ndarray,
     up: np.ndarray,
     oriented: np.ndarray,
+    contact_scale: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
     raw: np.ndarray,
@@ -337,7 +343,7 @@ def _observe_games(  # noqa: PLR0913, PLR0915 (one loop on purpose: see BatchObs
                 derived[(4 + s) * nrows + r] = vec[2, r]
             for r in range(nwrench):
                 for k in range(3):
-                    w = derived[(k * 2 + s) * nrows + 4 + r] / CONTACT_SCALE
+                    w = derived[(k * 2 + s) * nrows + 4 + r] / contact_scale[s]
                     derived[f_con + (k * 2 + s) * nwrench + r] = min(max(w, -1.0), 1.0)
 
         # Frame quaternions: own and opponent orientation turned by -yaw of the seat's

@@ -129,7 +129,9 @@ class SumoVector:
             index_agent(m, agent_prefix(1)),
         )
         check_game_blocks(m, num_envs, self.idx)
-        self.observer = BatchObserver(m, self.idx, num_envs)
+        self.observer = BatchObserver(
+            m, self.idx, num_envs, (specs[0].contact_scale, specs[1].contact_scale)
+        )
         # Observations are the current frame plus `history` earlier ones (history.py); with
         # history each seat's observation is the full stacked width, padding included.
         self.history = FrameHistory(num_envs, self.observer.obs_dim, history, history_stride)
