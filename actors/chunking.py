@@ -44,6 +44,11 @@ class ChunkBuilder:
     def full(self) -> bool:
         return self._n == self.length
 
+    @property
+    def oldest_version(self) -> int | None:
+        """The behaviour version of the chunk's first step; None while it is empty."""
+        return int(self._versions[0]) if self._n else None
+
     def add(
         self,
         obs: np.ndarray,

@@ -23,11 +23,17 @@ Several learners share the actor, each with its own policy pool and trajectory s
   each one's opponent by its role (a main exploiter's is the main agent's latest
   learner, trained on too, like a team game's opponent).
 Chunk tracks follow the learner, not the seat: a game has one track per agent a
-lineage can play in it, and the k-th agent a lineage plays in an episode (in agent
-order) writes to that lineage's track k, whichever seat it is. The learner alternates
-seats from episode to episode; per-seat tracks then filled only every other episode and
-their chunks went stale (sumo bug, 32 games: 6% of the chunks 3-8 versions behind, 2%
-dropped for lag).
+lineage can play in it, and each episode hands them to that lineage's agents (in agent
+order) stalest first: the track whose part-filled chunk began at the oldest version,
+then the others, empty ones last, whichever seat each agent has. When an agent's chunk
+fills and goes out, the agent moves on to a part-filled track no agent holds this
+episode, if there is one. A track's transitions before its agent took it all ended with
+done (their episode is over), so any agent may continue it; an agent's own transitions
+stay in one track from one chunk boundary to the next. Why: per-seat tracks filled only
+every other episode (the learner alternates seats), and a fixed "k-th agent, track k"
+still left track 1 part-filled through every episode that trained one agent (all but
+the mirror games): their chunks went stale (sumo bug, 32 games: 2% of the chunks dropped
+for lag over 8 versions with per-seat tracks, 0.8% with track k; `benchmarks/latency.py`).
 """
 
 from __future__ import annotations
@@ -35,7 +41,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -217,22 +222,21 @@ class RolloutWorker:
             plan = self.seating.training(slot.owner, match, slot.episodes)
         slot.seats, slot.side_a, slot.side_b = plan.seats, plan.side_a, plan.side_b
         slot.trained = frozenset(a for a, seat in slot.seats.items() if seat[1] == LEARNER)
-        taken: Counter[str] = Counter()
         slot.track_of = {}
+        free: dict[str, list[tuple[str, int]]] = {}
         for agent in self.agents:
             if agent in slot.trained:
                 lineage = slot.seats[agent][0]
-                slot.track_of[agent] = (lineage, taken[lineage])
-                taken[lineage] += 1
+                if lineage not in free:
+                    free[lineage] = _stalest_first(slot, lineage)
+                slot.track_of[agent] = free[lineage].pop(0)
         slot.match_id, slot.kind = match.match_id, match.kind
         slot.game.reset(seed=int(self.rng.integers(2**31)))
 
     def _finish_episode(self, slot: _Slot) -> None:
         for agent in slot.trained:
-            lineage = slot.seats[agent][0]
-            track = slot.tracks[slot.track_of[agent]]
-            if track.pending is not None:
-                self._close_transition(lineage, track, done=True, next_obs=None)
+            if slot.tracks[slot.track_of[agent]].pending is not None:
+                self._close_transition(slot, agent, done=True, next_obs=None)
         (agents_a, player_a), (agents_b, player_b) = slot.side_a, slot.side_b
         scoring = self.config.env.scoring_team
         if scoring is None or not self._teams:
@@ -257,8 +261,10 @@ class RolloutWorker:
 
     # -- transitions ------------------------------------------------------------
     def _close_transition(
-        self, lineage: str, track: _Track, done: bool, next_obs: np.ndarray | None
+        self, slot: _Slot, agent: str, done: bool, next_obs: np.ndarray | None
     ) -> None:
+        lineage = slot.seats[agent][0]
+        track = slot.tracks[slot.track_of[agent]]
         p = track.pending
         assert p is not None
         track.chunks.add(p.obs, p.mask, p.action, p.logp, p.value, p.version, p.reward, done)
@@ -268,6 +274,17 @@ class RolloutWorker:
             # After a terminal step the bootstrap value is multiplied by 0 anyway.
             bootstrap = next_obs if next_obs is not None else np.zeros_like(p.obs)
             self._outbox[lineage].append(encode_chunk(track.chunks.take(bootstrap)))
+            self._move_to_idle_track(slot, agent)
+
+    def _move_to_idle_track(self, slot: _Slot, agent: str) -> None:
+        """Just after `agent`'s chunk went out: if a part-filled track of its lineage is
+        held by no agent this episode, the agent continues that one (the stalest), so the
+        chunk fills now instead of waiting for the next episode (module docstring)."""
+        held = set(slot.track_of.values())
+        for key in _stalest_first(slot, slot.track_of[agent][0]):
+            if key not in held and slot.tracks[key].chunks.oldest_version is not None:
+                slot.track_of[agent] = key
+                return
 
     # -- the vector step ----------------------------------------------------------
     def step(self) -> None:
@@ -300,10 +317,10 @@ class RolloutWorker:
                 a = chosen[j] if spec.continuous else int(chosen[j])
                 actions.setdefault(id(slot), {})[agent] = a
                 if key == LEARNER and agent in slot.trained:
-                    track = slot.tracks[slot.track_of[agent]]
-                    if track.pending is not None:
-                        self._close_transition(lineage, track, done=False, next_obs=o)
-                    track.pending = _Pending(
+                    if slot.tracks[slot.track_of[agent]].pending is not None:
+                        self._close_transition(slot, agent, done=False, next_obs=o)
+                    # Looked up again: a full chunk may have moved the agent to another track.
+                    slot.tracks[slot.track_of[agent]].pending = _Pending(
                         o, m, a, float(logp[j]), float(values[j]), pool.learner_version
                     )
 
@@ -362,6 +379,17 @@ class RolloutWorker:
             steps += 1
         self.flush(should_stop)
         return self.stats
+
+
+def _stalest_first(slot: _Slot, lineage: str) -> list[tuple[str, int]]:
+    """The lineage's tracks in the order this episode's agents take them: the one whose
+    part-filled chunk is oldest first, empty ones last (module docstring)."""
+
+    def age(key: tuple[str, int]) -> tuple[bool, int, int]:
+        oldest = slot.tracks[key].chunks.oldest_version
+        return (oldest is None, 0 if oldest is None else oldest, key[1])
+
+    return sorted((key for key in slot.tracks if key[0] == lineage), key=age)
 
 
 def _by_lineage(value: _T | Mapping[str, _T], lineages: list[str]) -> dict[str, _T]:

@@ -201,7 +201,8 @@ class VectorRolloutWorker(RolloutWorker):
 
     def _close(self, lineage: str, agent: str, g: int, s: int, next_obs: np.ndarray | None) -> None:
         """Append the open decision at (g, s) to its track; `next_obs` None: the game ended."""
-        chunks = self.slots[g].tracks[self.slots[g].track_of[agent]].chunks
+        slot = self.slots[g]
+        chunks = slot.tracks[slot.track_of[agent]].chunks
         chunks.add(
             self._p_obs[g, s],
             None,
@@ -218,3 +219,4 @@ class VectorRolloutWorker(RolloutWorker):
             # After a terminal step the bootstrap value is multiplied by 0 anyway.
             bootstrap = np.zeros_like(self._p_obs[g, s]) if next_obs is None else next_obs
             self._outbox[lineage].append(encode_chunk(chunks.take(bootstrap)))
+            self._move_to_idle_track(slot, agent)

@@ -12,6 +12,7 @@ This module and cli.py are the only parts of `cluster` that import `actors` and
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
@@ -55,6 +56,33 @@ class RunSummary:
 
 def checkpoint_paths(config: JobConfig) -> list[Path]:
     return [Path("checkpoints") / checkpoint_name(config, t) for t in config.learners()]
+
+
+RUN_LOCK = ".run.lock"
+
+
+@contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """Holds an exclusive lock on the run dir while one job uses it. Two jobs on one dir
+    (say a second `--resume` while the first still runs) would share a league database,
+    checkpoints and a Redis AOF. The kernel drops the lock when the holder dies, however
+    it dies, so a crashed run never blocks its own resume."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise RunError(
+                f"{run_dir} is in use by another job (pid {holder}): stop it, or choose "
+                "another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def prepare_run_dir(run_dir: Path, config: JobConfig, resume: bool) -> None:
@@ -243,6 +271,22 @@ def run_job(
     existing Ray cluster ("auto" inside a submitted Ray job) instead of starting a local
     Ray; `control` names the job's mailbox actor (cluster/control.py) through which
     `selfplay status|scale|stop` reach it."""
+    with run_dir_lock(run_dir):
+        return _run_locked(
+            config, run_dir, minutes, resume, redis_url, progress_every_s, ray_address, control
+        )
+
+
+def _run_locked(
+    config: JobConfig,
+    run_dir: Path,
+    minutes: float | None,
+    resume: bool,
+    redis_url: str | None,
+    progress_every_s: float,
+    ray_address: str | None,
+    control: str | None,
+) -> RunSummary:
     import ray
 
     from actors.ray_actor import RolloutActor

@@ -62,6 +62,10 @@ def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
             "two snapshots",
             proc,
         )
+        # A second job on a dir in use must refuse (shared league db, AOF, checkpoints).
+        clash = selfplay("run", str(CONFIG), "--out", str(run_dir), "--resume", *SMALL)
+        assert clash.returncode == 2, clash.stderr[-2000:]
+        assert f"is in use by another job (pid {proc.pid})" in clash.stderr
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does
         out, err = proc.communicate(timeout=120)
     finally:

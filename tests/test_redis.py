@@ -6,6 +6,8 @@ import os
 import socket
 import stat
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,65 @@ def test_parse_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ("http://head:6390", "redis://:6390", "redis://head:6390/x", "redis://u:p@h"):
         with pytest.raises(ValueError):
             parse_redis_url(bad)
+
+
+_OWNER = """
+import sys, time
+from pathlib import Path
+from cluster.redis import EmbeddedRedis, connect
+server = EmbeddedRedis(Path(sys.argv[1]), password="owner-pass")
+endpoint = server.start()
+connect(endpoint).set("written", b"before the owner died")
+print(server._proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # A zombie (its parent, init here, not yet reaped it) has exited too.
+    return not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_server_dies_with_an_owner_killed_hard_and_keeps_its_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "redis"
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, str(data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert owner.stdout is not None
+        redis_pid = int(owner.stdout.readline())
+        assert os.path.exists(f"/proc/{redis_pid}")
+        owner.kill()  # SIGKILL: no finally, no finalizer, no atexit runs in the owner
+        owner.wait()
+        assert _gone(redis_pid, timeout_s=10), "redis-server outlived its owner"
+    finally:
+        owner.kill()
+    with EmbeddedRedis(data_dir) as endpoint:  # SIGTERM flushed the AOF
+        assert connect(endpoint).get("written") == b"before the owner died"
+
+
+def test_a_server_left_serving_the_dir_is_stopped_before_a_new_one(tmp_path: Path) -> None:
+    data_dir = tmp_path / "redis"
+    left = EmbeddedRedis(data_dir)
+    connect(left.start()).set("kept", b"yes")
+    assert left._proc is not None
+    left_pid = left._proc.pid
+    # A second server on the same dir (an owner without the death signal, died) must
+    # not append to the same AOF beside the first: the first is stopped, data kept.
+    with EmbeddedRedis(data_dir) as endpoint:
+        assert _gone(left_pid, timeout_s=1)
+        assert connect(endpoint).get("kept") == b"yes"
+    left.stop()

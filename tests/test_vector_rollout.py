@@ -168,3 +168,42 @@ def test_the_batched_worker_is_chosen_where_it_applies(
     cfg = parse_config({"job": "pick", "env": env, "actors": {"vector_env": vector_env}})
     chosen = VectorRolloutWorker if vector_factory(cfg) is not None else RolloutWorker
     assert chosen is expected
+
+
+def test_chunk_tracks_are_taken_stalest_first(redis_client: redis.Redis, tmp_path: Path) -> None:
+    """After a mirror game leaves the second track part-filled, the next episode that
+    trains one agent continues that track, not always the first; and when the agent's
+    chunk goes out it moves on to the other part-filled track no agent holds. Else those
+    chunks wait for the next mirror game and go stale (dropped for policy lag)."""
+    cfg = sumo_config(self_play_fraction=0.0, builtins=["random"])
+    settings = LeagueSettings(self_play_fraction=0.0, builtins=("random",), seed=3)
+    worker, _, server = _worker(cfg, redis_client, tmp_path, settings)
+    try:
+        slot = worker.slots[0]
+        zeros = np.zeros(worker.vec.obs_dim, np.float32)
+
+        def fill(key: tuple[str, int], steps: int, version: int) -> None:
+            for _ in range(steps):
+                slot.tracks[key].chunks.add(zeros, None, np.zeros(2), 0.0, 0.0, version, 0, True)
+
+        fill(("main", 1), 3, version=3)
+        fill(("main", 0), 3, version=5)
+        worker._start_episode(slot)
+        (trained,) = slot.trained
+        assert slot.track_of[trained] == ("main", 1)
+        # Its chunk fills and goes out: the agent moves on to the other part-filled track.
+        fill(("main", 1), cfg.actors.chunk_length - 3, version=6)
+        slot.tracks[("main", 1)].chunks.take(zeros)
+        worker._move_to_idle_track(slot, trained)
+        assert slot.track_of[trained] == ("main", 0)
+        # Both empty now but one: the part-filled one comes first, empty ones after.
+        fill(("main", 0), cfg.actors.chunk_length - 3, version=7)
+        slot.tracks[("main", 0)].chunks.take(zeros)
+        worker._move_to_idle_track(slot, trained)
+        assert slot.track_of[trained] == ("main", 0)  # nothing part-filled to move to
+        fill(("main", 0), 2, version=8)
+        worker._start_episode(slot)
+        assert slot.track_of[next(iter(slot.trained))] == ("main", 0)
+        worker.league.close()
+    finally:
+        server.stop(0)
