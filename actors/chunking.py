@@ -1,7 +1,10 @@
-"""Fixed-length trajectory chunks of one env, filled step by step into preallocated
-numpy buffers (no per-step allocation), handed out as `TrajectoryChunk`s."""
+"""Fixed-length trajectory chunks, filled step by step into preallocated numpy buffers
+(no per-step allocation) and handed out as `TrajectoryChunk`s, and the pool of chunk
+tracks an actor's agents take turns filling."""
 
 from __future__ import annotations
+
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -9,7 +12,7 @@ from cluster.codec import TrajectoryChunk
 
 
 class ChunkBuilder:
-    """Collects the learning side's transitions of one env slot."""
+    """Collects the learning side's transitions of one track (`TrackPool`)."""
 
     def __init__(
         self,
@@ -93,3 +96,60 @@ class ChunkBuilder:
         self.sequence += 1
         self._n = 0
         return chunk
+
+
+class HasChunks(Protocol):
+    chunks: ChunkBuilder
+
+
+TrackT = TypeVar("TrackT", bound=HasChunks)
+
+
+class TrackPool(Generic[TrackT]):
+    """One lineage's chunk tracks in one actor, handed to the agents it trains.
+
+    An agent holds one track from the start of its episode (or its last chunk boundary)
+    to the end of the episode (or its next chunk boundary), so a chunk's transitions are
+    one agent's, in order, except that a chunk may continue after a transition that
+    ended an episode: any agent may then take it. Agents take the stalest idle
+    part-filled track (its first step has the oldest behaviour version), else an empty
+    one; an agent whose chunk just went out switches to such a stale track if there is
+    one. So no part-filled chunk waits while its lineage is playing anywhere in the
+    actor: not through games that train fewer agents than the last (a game against the
+    latest self trains two), nor through eval games, which train none.
+    """
+
+    def __init__(self, tracks: list[TrackT]) -> None:
+        if not tracks:
+            raise ValueError("a track pool needs tracks")
+        self._all = list(tracks)
+        self._empty = list(reversed(tracks))  # idle, nothing in them; pop() takes the first
+        self._partial: list[TrackT] = []  # idle, part-filled
+
+    def take(self) -> TrackT:
+        """The stalest idle part-filled track, else an empty one."""
+        if self._partial:
+            return self._partial.pop(self._stalest())
+        if not self._empty:
+            raise RuntimeError("more agents hold tracks than the pool has")
+        return self._empty.pop()
+
+    def give_back(self, track: TrackT) -> None:
+        """`track`'s agent finished its episode (its last transition ended it)."""
+        (self._partial if track.chunks.oldest_version is not None else self._empty).append(track)
+
+    def after_chunk(self, track: TrackT) -> TrackT:
+        """The track to continue with after `track`'s chunk went out (it is empty now)."""
+        if not self._partial:
+            return track
+        stale = self._partial.pop(self._stalest())
+        self._empty.append(track)
+        return stale
+
+    def tracks(self) -> list[TrackT]:
+        """All of them, idle or held."""
+        return list(self._all)
+
+    def _stalest(self) -> int:
+        versions = [t.chunks.oldest_version for t in self._partial]
+        return min(range(len(versions)), key=lambda i: versions[i] or 0)

@@ -22,18 +22,15 @@ Several learners share the actor, each with its own policy pool and trajectory s
   team. The training episodes of a game go to the lineages in turn; the league picks
   each one's opponent by its role (a main exploiter's is the main agent's latest
   learner, trained on too, like a team game's opponent).
-Chunk tracks follow the learner, not the seat: a game has one track per agent a
-lineage can play in it, and each episode hands them to that lineage's agents (in agent
-order) stalest first: the track whose part-filled chunk began at the oldest version,
-then the others, empty ones last, whichever seat each agent has. When an agent's chunk
-fills and goes out, the agent moves on to a part-filled track no agent holds this
-episode, if there is one. A track's transitions before its agent took it all ended with
-done (their episode is over), so any agent may continue it; an agent's own transitions
-stay in one track from one chunk boundary to the next. Why: per-seat tracks filled only
-every other episode (the learner alternates seats), and a fixed "k-th agent, track k"
-still left track 1 part-filled through every episode that trained one agent (all but
-the mirror games): their chunks went stale (sumo bug, 32 games: 2% of the chunks dropped
-for lag over 8 versions with per-seat tracks, 0.8% with track k; `benchmarks/latency.py`).
+Chunk tracks follow the learner, not the seat or the game: each lineage has a pool of
+tracks in the actor (`actors/chunking.py` `TrackPool`), and an agent it trains holds one
+from the start of its episode, or from its last chunk boundary, to the end of the
+episode or its next chunk boundary, taking the stalest part-filled idle track first.
+Why: with a track per seat, or per (game, k-th trained agent), a part-filled chunk
+waited through every episode that did not use its track (the learner alternates seats;
+games against snapshots train one agent, games against the latest self two, eval games
+none) and went stale: the bug job dropped 2% of its chunks for lag with per-seat
+tracks and 0.75% with per-game tracks (`benchmarks/latency.py`, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -48,7 +45,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from actors.chunking import ChunkBuilder
+from actors.chunking import ChunkBuilder, TrackPool
 from actors.inference import Policy
 from actors.league_link import LeagueLink, Report, ReportCounts
 from actors.policies import BUILTIN_RANDOM, PolicyPool
@@ -88,10 +85,9 @@ class _Track:
 class _Slot:
     index: int  # position in the actor's vector
     game: Game
-    tracks: dict[tuple[str, int], _Track]  # (lineage, k): its k-th trained agent's decisions
     seats: dict[str, Seat] = field(default_factory=dict)  # agent -> who plays it
-    # trained agent -> its track this episode (module docstring)
-    track_of: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # trained agent -> the chunk track it fills now (taken from its lineage's TrackPool)
+    track_of: dict[str, _Track] = field(default_factory=dict)
     trained: frozenset[str] = frozenset()  # agents whose decisions are training data
     owner: str = ""  # the lineage this training episode belongs to
     match_id: str = ""
@@ -101,6 +97,9 @@ class _Slot:
     side_b: Side = ((), "")
     steps: int = 0
     episodes: int = 0
+    # trained agent -> its return (every reward it got) and decisions so far this episode
+    returns: dict[str, float] = field(default_factory=dict)
+    decisions: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,6 +113,13 @@ class RolloutStats:
     # The league link's own object, so these are final once the link is closed (the
     # actor reads its stats after closing it): every finished game is one result.
     results: ReportCounts = field(default_factory=ReportCounts)
+    # Per lineage, over its trained agents' finished training episodes (a game against
+    # its latest self counts each seat): how many, and the sums of their returns (every
+    # reward the env gave the agent, shaping included: what the learner maximises) and
+    # of their decisions. Sums, so the watcher can take means over any interval.
+    episodes: dict[str, int] = field(default_factory=dict)
+    return_sum: dict[str, float] = field(default_factory=dict)
+    decision_sum: dict[str, int] = field(default_factory=dict)
 
 
 class RolloutWorker:
@@ -137,10 +143,14 @@ class RolloutWorker:
         self.rng = np.random.default_rng(seed)
         self.torch_gen = torch.Generator().manual_seed(seed)
         self.stats = RolloutStats(results=league.counts)
+        # Every key up front: stats are read from another thread while this one plays.
+        for tally in (self.stats.episodes, self.stats.return_sum, self.stats.decision_sum):
+            tally.update(dict.fromkeys(self.lineages, 0))
         self._outbox: dict[str, list[bytes]] = {lineage: [] for lineage in self.lineages}
         env_cfg = config.env
         games = self._make_games(config.actors.envs_per_actor)
         self.slots = [self._new_slot(i, game) for i, game in enumerate(games)]
+        self.tracks = self._make_tracks(games[0])
         first = self.slots[0].game
         self.agents, self.team_of = first.agents, first.team_of
         self.specs = {lineage: first.teams[learning.team] for lineage, learning in learners.items()}
@@ -166,31 +176,31 @@ class RolloutWorker:
         ]
 
     def _new_slot(self, i: int, game: Game) -> _Slot:
-        """Slot i around `game`, with a chunk track per (lineage, agent) it can train."""
-        learners, config = self.config.learners(), self.config
-        # As many tracks per lineage as it has agents: its team's (team games) or all.
-        seats = [
-            (lineage, k)
-            for lineage, learning in learners.items()
-            for k in range(len(game.teams[learning.team].agents))
-        ]
-        # env_index numbers tracks, so (actor_id, env_index, sequence) is unique;
-        # actor ids carry a fresh suffix per incarnation.
-        tracks = {}
-        for j, (lineage, k) in enumerate(seats):
-            spec = game.teams[learners[lineage].team]
-            tracks[(lineage, k)] = _Track(
-                ChunkBuilder(
+        return _Slot(index=i, game=game)
+
+    def _make_tracks(self, game: Game) -> dict[str, TrackPool[_Track]]:
+        """Per lineage, one chunk track per agent it can play in each game (its team's, in
+        team games, or all): as many as its agents can hold at once."""
+        config, pools, index = self.config, {}, 0
+        for lineage, learning in config.learners().items():
+            spec = game.teams[learning.team]
+            tracks = []
+            for _ in range(len(self.slots) * len(spec.agents)):
+                # env_index numbers tracks, so (actor_id, env_index, sequence) is unique;
+                # actor ids carry a fresh suffix per incarnation.
+                builder = ChunkBuilder(
                     config.stream_name(lineage),
                     self.actor_id,
-                    i * len(seats) + j,
+                    index,
                     spec.obs_dim,
                     spec.num_actions,
                     config.actors.chunk_length,
                     continuous=spec.continuous,
                 )
-            )
-        return _Slot(index=i, game=game, tracks=tracks)
+                tracks.append(_Track(builder))
+                index += 1
+            pools[lineage] = TrackPool(tracks)
+        return pools
 
     def _policy(self, pool: PolicyPool, key: str) -> Policy:
         """The learner's (key LEARNER) or a frozen player's policy for inference."""
@@ -222,21 +232,23 @@ class RolloutWorker:
             plan = self.seating.training(slot.owner, match, slot.episodes)
         slot.seats, slot.side_a, slot.side_b = plan.seats, plan.side_a, plan.side_b
         slot.trained = frozenset(a for a, seat in slot.seats.items() if seat[1] == LEARNER)
-        slot.track_of = {}
-        free: dict[str, list[tuple[str, int]]] = {}
-        for agent in self.agents:
-            if agent in slot.trained:
-                lineage = slot.seats[agent][0]
-                if lineage not in free:
-                    free[lineage] = _stalest_first(slot, lineage)
-                slot.track_of[agent] = free[lineage].pop(0)
+        slot.returns = dict.fromkeys(slot.trained, 0.0)
+        slot.decisions = dict.fromkeys(slot.trained, 0)
+        slot.track_of = {
+            agent: self.tracks[slot.seats[agent][0]].take()
+            for agent in self.agents
+            if agent in slot.trained
+        }
         slot.match_id, slot.kind = match.match_id, match.kind
         slot.game.reset(seed=int(self.rng.integers(2**31)))
 
     def _finish_episode(self, slot: _Slot) -> None:
         for agent in slot.trained:
-            if slot.tracks[slot.track_of[agent]].pending is not None:
+            if slot.track_of[agent].pending is not None:
                 self._close_transition(slot, agent, done=True, next_obs=None)
+        for agent, track in slot.track_of.items():
+            self.tracks[slot.seats[agent][0]].give_back(track)
+        slot.track_of = {}
         (agents_a, player_a), (agents_b, player_b) = slot.side_a, slot.side_b
         scoring = self.config.env.scoring_team
         if scoring is None or not self._teams:
@@ -258,13 +270,25 @@ class RolloutWorker:
         )
         self.stats.games += 1
         self.stats.eval_games += slot.kind == "eval"
+        if slot.kind == "training":
+            for agent in slot.trained:
+                lineage = slot.seats[agent][0]
+                self.stats.episodes[lineage] += 1
+                self.stats.return_sum[lineage] += self._episode_return(slot, agent)
+                self.stats.decision_sum[lineage] += self._episode_decisions(slot, agent)
+
+    def _episode_return(self, slot: _Slot, agent: str) -> float:
+        return slot.returns[agent]
+
+    def _episode_decisions(self, slot: _Slot, agent: str) -> int:
+        return slot.decisions[agent]
 
     # -- transitions ------------------------------------------------------------
     def _close_transition(
         self, slot: _Slot, agent: str, done: bool, next_obs: np.ndarray | None
     ) -> None:
         lineage = slot.seats[agent][0]
-        track = slot.tracks[slot.track_of[agent]]
+        track = slot.track_of[agent]
         p = track.pending
         assert p is not None
         track.chunks.add(p.obs, p.mask, p.action, p.logp, p.value, p.version, p.reward, done)
@@ -274,17 +298,7 @@ class RolloutWorker:
             # After a terminal step the bootstrap value is multiplied by 0 anyway.
             bootstrap = next_obs if next_obs is not None else np.zeros_like(p.obs)
             self._outbox[lineage].append(encode_chunk(track.chunks.take(bootstrap)))
-            self._move_to_idle_track(slot, agent)
-
-    def _move_to_idle_track(self, slot: _Slot, agent: str) -> None:
-        """Just after `agent`'s chunk went out: if a part-filled track of its lineage is
-        held by no agent this episode, the agent continues that one (the stalest), so the
-        chunk fills now instead of waiting for the next episode (module docstring)."""
-        held = set(slot.track_of.values())
-        for key in _stalest_first(slot, slot.track_of[agent][0]):
-            if key not in held and slot.tracks[key].chunks.oldest_version is not None:
-                slot.track_of[agent] = key
-                return
+            slot.track_of[agent] = self.tracks[lineage].after_chunk(track)
 
     # -- the vector step ----------------------------------------------------------
     def step(self) -> None:
@@ -317,12 +331,13 @@ class RolloutWorker:
                 a = chosen[j] if spec.continuous else int(chosen[j])
                 actions.setdefault(id(slot), {})[agent] = a
                 if key == LEARNER and agent in slot.trained:
-                    if slot.tracks[slot.track_of[agent]].pending is not None:
+                    if slot.track_of[agent].pending is not None:
                         self._close_transition(slot, agent, done=False, next_obs=o)
                     # Looked up again: a full chunk may have moved the agent to another track.
-                    slot.tracks[slot.track_of[agent]].pending = _Pending(
+                    slot.track_of[agent].pending = _Pending(
                         o, m, a, float(logp[j]), float(values[j]), pool.learner_version
                     )
+                    slot.decisions[agent] += 1
 
         for slot in self.slots:
             chosen = actions.get(id(slot))
@@ -332,7 +347,8 @@ class RolloutWorker:
             slot.steps += len(chosen)
             self.stats.env_steps += len(chosen)
             for agent in slot.trained:
-                pending = slot.tracks[slot.track_of[agent]].pending
+                slot.returns[agent] += rewards[agent]
+                pending = slot.track_of[agent].pending
                 if pending is not None:
                     pending.reward += rewards[agent]
             if slot.game.done:
@@ -379,17 +395,6 @@ class RolloutWorker:
             steps += 1
         self.flush(should_stop)
         return self.stats
-
-
-def _stalest_first(slot: _Slot, lineage: str) -> list[tuple[str, int]]:
-    """The lineage's tracks in the order this episode's agents take them: the one whose
-    part-filled chunk is oldest first, empty ones last (module docstring)."""
-
-    def age(key: tuple[str, int]) -> tuple[bool, int, int]:
-        oldest = slot.tracks[key].chunks.oldest_version
-        return (oldest is None, 0 if oldest is None else oldest, key[1])
-
-    return sorted((key for key in slot.tracks if key[0] == lineage), key=age)
 
 
 def _by_lineage(value: _T | Mapping[str, _T], lineages: list[str]) -> dict[str, _T]:

@@ -108,6 +108,9 @@ class VectorRolloutWorker(RolloutWorker):
         self._p_value = np.zeros((n, 2), np.float32)
         self._p_version = np.zeros((n, 2), np.int64)
         self._p_reward = np.zeros((n, 2))
+        # Per (game, seat) this episode: every reward, and the learner's decisions.
+        self._ep_return = np.zeros((n, 2))
+        self._ep_decisions = np.zeros((n, 2), np.int64)
         self._actions = np.zeros((n, 2, self.vec.act_dim), np.float32)
         self._obs: np.ndarray | None = None
         self._groups: dict[Seat, tuple[np.ndarray, np.ndarray]] | None = None
@@ -117,6 +120,14 @@ class VectorRolloutWorker(RolloutWorker):
     def _start_episode(self, slot: _Slot) -> None:
         super()._start_episode(slot)
         self._groups = None  # the seating changed
+        self._ep_return[slot.index] = 0.0
+        self._ep_decisions[slot.index] = 0
+
+    def _episode_return(self, slot: _Slot, agent: str) -> float:
+        return float(self._ep_return[slot.index, self.agents.index(agent)])
+
+    def _episode_decisions(self, slot: _Slot, agent: str) -> int:
+        return int(self._ep_decisions[slot.index, self.agents.index(agent)])
 
     def _group_seats(self) -> dict[Seat, tuple[np.ndarray, np.ndarray]]:
         """Who plays each (game, seat), inverted: policy -> (game indices, seat indices)."""
@@ -155,6 +166,7 @@ class VectorRolloutWorker(RolloutWorker):
         obs, rewards, terminated, truncated = self.vec.step(actions)
         self._obs = obs
         self._p_reward += rewards
+        self._ep_return += rewards
         self.stats.env_steps += 2 * len(self.slots)
         for slot in self.slots:
             slot.steps += 2
@@ -198,11 +210,13 @@ class VectorRolloutWorker(RolloutWorker):
         self._p_value[games, seats] = values
         self._p_version[games, seats] = self.pools[lineage].learner_version
         self._p_reward[games, seats] = 0.0
+        self._ep_decisions[games, seats] += 1
 
     def _close(self, lineage: str, agent: str, g: int, s: int, next_obs: np.ndarray | None) -> None:
         """Append the open decision at (g, s) to its track; `next_obs` None: the game ended."""
         slot = self.slots[g]
-        chunks = slot.tracks[slot.track_of[agent]].chunks
+        track = slot.track_of[agent]
+        chunks = track.chunks
         chunks.add(
             self._p_obs[g, s],
             None,
@@ -219,4 +233,4 @@ class VectorRolloutWorker(RolloutWorker):
             # After a terminal step the bootstrap value is multiplied by 0 anyway.
             bootstrap = np.zeros_like(self._p_obs[g, s]) if next_obs is None else next_obs
             self._outbox[lineage].append(encode_chunk(chunks.take(bootstrap)))
-            self._move_to_idle_track(slot, agent)
+            slot.track_of[agent] = self.tracks[lineage].after_chunk(track)

@@ -101,6 +101,9 @@ class TrajectoryChunk:
     bootstrap_obs: np.ndarray  # float32 [obs_dim]: observation after the last step
     job: str
     actor_id: str
+    # The actor's chunk track that filled it (actors/chunking.py TrackPool). Rows up to
+    # a done are one agent's consecutive decisions; a track passes between agents and
+    # games only at episode ends and chunk boundaries.
     env_index: int
     sequence: int  # per (actor_id, env_index), increasing
 

@@ -365,6 +365,7 @@ def _run_locked(
             run_dir / STATUS_FILE,
             mailbox,
             lambda: len(league.players()),
+            tb_dir=run_dir / "tb" / "episodes",
         )
         try:
             try:

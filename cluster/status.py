@@ -29,7 +29,7 @@ first sample, which has no previous one):
 | `actors` | rollout actors started |
 | `actors_alive` | actors that answered this sample's stats call |
 | `league_players` | players in the league (learners, snapshots, builtins); null if it did not answer |
-| `learners` | per lineage: `version`, `updates`, `steps_trained`, `policy_lag_median`, `stream_length`, `chunks_dropped_lag`, `chunks_rejected`, `device` |
+| `learners` | per lineage: `version`, `updates`, `steps_trained`, `policy_lag_median`, `stream_length`, `chunks_dropped_lag`, `chunks_rejected`, `device`; `episodes` (its agents' finished training episodes, a game against its latest self counting each seat), `episode_return_mean` and `episode_length_mean` (return: every reward the env gave the agent, shaping included; length: its decisions) over the episodes finished in this interval, null if none |
 | `history` | the last 120 samples (30 min): `time`, `env_steps_per_s`, `learner_steps_per_s`, `policy_lag_median` |
 """  # noqa: E501
 
@@ -60,6 +60,7 @@ def build_status(
     actors_alive: int,
     history: Sequence[Mapping[str, Any]] = (),
     league_players: int | None = None,
+    episodes: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The status document (fields in the module docstring) from one sample's raw stats:
     `learners` and `streams` are each learner's `stats()` and its stream's `stats()`,
@@ -76,6 +77,10 @@ def build_status(
             "chunks_dropped_lag": int(s.get("chunks_dropped_lag", 0)),
             "chunks_rejected": int(s.get("chunks_rejected", 0)),
             "device": st.get("device"),
+            "episodes": 0,
+            "episode_return_mean": None,
+            "episode_length_mean": None,
+            **(episodes or {}).get(lineage, {}),
         }
     lags = [v["policy_lag_median"] for v in per_learner.values()]
     known_lags = [float(x) for x in lags if x is not None]

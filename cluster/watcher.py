@@ -42,6 +42,29 @@ def get_or_explain(ref: Any) -> Any:
         raise RunError(f"{type(cause).__name__}: {lines[-1] if lines else ''}") from None
 
 
+@dataclass(frozen=True)
+class EpisodeTally:
+    """Training episodes of one lineage and the sums of their returns and decisions."""
+
+    episodes: int = 0
+    returns: float = 0.0
+    decisions: int = 0
+
+    def __add__(self, other: EpisodeTally) -> EpisodeTally:
+        return EpisodeTally(
+            self.episodes + other.episodes,
+            self.returns + other.returns,
+            self.decisions + other.decisions,
+        )
+
+    def __sub__(self, other: EpisodeTally) -> EpisodeTally:
+        return EpisodeTally(
+            self.episodes - other.episodes,
+            self.returns - other.returns,
+            self.decisions - other.decisions,
+        )
+
+
 @dataclass
 class _Sample:
     t: float
@@ -68,9 +91,12 @@ class Watcher:
         status_path: Path | None = None,
         mailbox: Any = None,
         league_size: Callable[[], int] | None = None,
+        tb_dir: Path | None = None,
     ):
         self.learners, self.fleet, self.streams = learners, fleet, streams
         self.mailbox, self.league_size = mailbox, league_size
+        self.tb_dir = tb_dir
+        self._writer: Any = None
         self.samples: list[_Sample] = []
         self.status_path = status_path
         self.started_at = time.time()
@@ -79,6 +105,10 @@ class Watcher:
         # Last env step count per actor: one that stops answering keeps its steps in
         # the total, so the rate does not go negative.
         self._env_steps: dict[str, int] = {}
+        # Per actor id, per lineage: the actor's episode tallies (RolloutStats), kept
+        # like _env_steps; the totals before the last sample give each sample's means.
+        self._tallies: dict[str, dict[str, EpisodeTally]] = {}
+        self._last_totals: dict[str, EpisodeTally] = {}
 
     def _actor_stats(self) -> tuple[int, int]:
         """(env steps of all actors, actors that answered)."""
@@ -98,6 +128,11 @@ class Watcher:
                 # Keyed by actor id: actors come and go (scaling, restarts), and each
                 # incarnation counts its own steps from 0.
                 self._env_steps[reply["actor_id"]] = int(reply["env_steps"])
+                returns, decisions = reply["return_sum"], reply["decision_sum"]
+                self._tallies[reply["actor_id"]] = {
+                    lineage: EpisodeTally(int(n), float(returns[lineage]), int(decisions[lineage]))
+                    for lineage, n in reply["episodes"].items()
+                }
             except ray.exceptions.RayError:
                 continue  # a dead actor; the watch loop ends the run when its run() ends
             alive += 1
@@ -115,16 +150,19 @@ class Watcher:
         prev = self.samples[-1] if self.samples else None
         self.samples.append(_Sample(now, consumed, env_steps))
         rate = 0.0 if prev is None else (consumed - prev.learner_steps) / (now - prev.t)
+        episodes = self._episode_means()
         parts = []
         for lineage, st in stats.items():
             s = streams[lineage]
             name = f"{lineage} " if len(stats) > 1 else ""
+            mean = episodes.get(lineage, {}).get("episode_return_mean")
             parts.append(
                 f"{name}version {st['version']} updates {st['updates']} trained "
                 f"{st['steps_trained']} steps stream {s['length']} dropped_lag "
                 f"{s['chunks_dropped_lag']} rejected {s['chunks_rejected']} "
-                f"lag_median {st['lag_median']}"
+                f"lag_median {st['lag_median']}" + ("" if mean is None else f" return {mean:+.3f}")
             )
+        self._log_episodes(episodes, stats)
         print(
             f"[{time.strftime('%H:%M:%S')}] {' | '.join(parts)} ({rate:,.0f} steps/s)",
             file=sys.stderr,
@@ -149,6 +187,7 @@ class Watcher:
             actors=self.fleet.size,
             actors_alive=alive,
             league_players=self._league_players(),
+            episodes=episodes,
         )
         self._history.append(history_entry(status))
         status["history"] = list(self._history)
@@ -156,8 +195,53 @@ class Watcher:
         if self.mailbox is not None:
             self.mailbox.report.remote({k: v for k, v in status.items() if k != "history"})
 
+    def _episode_means(self) -> dict[str, dict[str, Any]]:
+        """Per lineage: training episodes so far, and their mean return and length (the
+        learner's decisions) over the episodes finished since the last sample (None
+        when none finished)."""
+        totals: dict[str, EpisodeTally] = {}
+        for per_lineage in self._tallies.values():
+            for lineage, tally in per_lineage.items():
+                totals[lineage] = totals.get(lineage, EpisodeTally()) + tally
+        out: dict[str, dict[str, Any]] = {}
+        for lineage, now in totals.items():
+            new = now - self._last_totals.get(lineage, EpisodeTally())
+            out[lineage] = {
+                "episodes": now.episodes,
+                "episode_return_mean": round(new.returns / new.episodes, 4)
+                if new.episodes > 0
+                else None,
+                "episode_length_mean": round(new.decisions / new.episodes, 1)
+                if new.episodes > 0
+                else None,
+            }
+        self._last_totals = totals
+        return out
+
+    def _log_episodes(
+        self, episodes: dict[str, dict[str, Any]], learners: dict[str, dict[str, Any]]
+    ) -> None:
+        """TensorBoard scalars in `tb_dir` (RUN/tb/episodes), against the lineage's
+        trained steps like the learner's own scalars."""
+        if self.tb_dir is None:
+            return
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.tb_dir), flush_secs=30)
+        for lineage, means in episodes.items():
+            if means["episode_return_mean"] is None or lineage not in learners:
+                continue
+            prefix = "episodes/" if len(learners) == 1 else f"episodes/{lineage}/"
+            step = int(learners[lineage]["steps_trained"])
+            self._writer.add_scalar(prefix + "return_mean", means["episode_return_mean"], step)
+            self._writer.add_scalar(prefix + "length_mean", means["episode_length_mean"], step)
+
     def finish(self, state: str) -> None:
         """Marks the last status sample `stopped` or `failed` (nothing if none was taken)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._status is not None and self.status_path is not None:
             self._write(
                 self.status_path, {**self._status, "state": state, "stopped_at": time.time()}

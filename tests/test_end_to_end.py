@@ -74,6 +74,10 @@ def test_run_interrupt_resume_eval_table(tmp_path: Path) -> None:
     assert proc.returncode == 0, err[-3000:]
     first = json.loads(out)
     assert first["learner"]["version"] >= 6
+    # The actors tallied their finished training episodes (returns: connect_four's +-1, 0).
+    tallies = [(a["episodes"]["main"], a["return_sum"]["main"]) for a in first["actors"]]
+    assert sum(n for n, _ in tallies) > 0
+    assert all(abs(total) <= n for n, total in tallies)
     assert every_chunk_accounted_for(first["stream"])
     assert (run_dir / "checkpoints" / "learner.safetensors").exists()
     players_before = {p.id for p in LeagueStore(run_dir / "league.db", readonly=True).players()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,52 +77,110 @@ def _chunks(stream: TrajectoryStream, obs_dim: int) -> dict[int, list[Trajectory
     return by_track
 
 
-def test_self_play_chunks_replay_exactly_on_a_fresh_vector(
-    redis_client: redis.Redis, tmp_path: Path
+@pytest.mark.parametrize("mixed", [False, True], ids=["self-play", "with-builtins"])
+def test_chunks_replay_exactly_on_a_fresh_vector(
+    redis_client: redis.Redis, tmp_path: Path, mixed: bool
 ) -> None:
-    """Pure self-play: every seat's decisions are training data, so the chunks hold every
-    action. Replaying them on a SumoVector with the worker's seed must reproduce each
-    chunk's observations, rewards and done flags exactly, across episode ends."""
-    cfg = sumo_config(self_play_fraction=1.0)
-    worker, stream, server = _worker(
-        cfg, redis_client, tmp_path, LeagueSettings(self_play_fraction=1.0, seed=0)
+    """Replaying the actions the worker sent to its SumoVector on a fresh one with the same
+    seed must reproduce, row for row, every learner decision in the chunks: observation,
+    action, reward and done flag, across episode ends. The test notes where each (game,
+    seat)'s decisions went (track, chunk sequence, row): tracks move between seats and
+    games (TrackPool). Pure self-play trains every seat; with builtins in half the games,
+    games train one agent or two, so part-filled tracks change hands."""
+    fraction = 0.5 if mixed else 1.0
+    builtins = {"builtins": ["random", "still"], "builtin_fraction": 0.5} if mixed else {}
+    cfg = sumo_config(self_play_fraction=fraction, **builtins)
+    settings = LeagueSettings(
+        self_play_fraction=fraction,
+        builtins=tuple(cfg.league.builtins),
+        builtin_fraction=cfg.league.builtin_fraction,
+        seed=0,
     )
+    worker, stream, server = _worker(cfg, redis_client, tmp_path, settings)
+    assert isinstance(worker, VectorRolloutWorker)
+    sent_actions: list[np.ndarray] = []
+    decided: dict[tuple[int, int], list[int]] = defaultdict(list)  # steps it decided at
+    went: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+    vec_step, decide, close = worker.vec.step, worker._decide, worker._close
+
+    def noting_step(actions: np.ndarray) -> Any:
+        sent_actions.append(actions.copy())
+        return vec_step(actions)
+
+    def noting_decide(lineage: str, games: np.ndarray, seats: np.ndarray, *rest: Any) -> None:
+        for g, s in zip(games.tolist(), seats.tolist(), strict=True):
+            decided[(g, s)].append(len(sent_actions))
+        decide(lineage, games, seats, *rest)
+
+    def noting_close(lineage: str, agent: str, g: int, s: int, next_obs: np.ndarray | None) -> None:
+        chunks = worker.slots[g].track_of[agent].chunks
+        went[(g, s)].append((chunks.env_index, chunks.sequence, chunks._n))
+        close(lineage, agent, g, s, next_obs)
+
+    worker.vec.step = noting_step  # type: ignore[method-assign]
+    worker._decide = noting_decide  # type: ignore[method-assign]
+    worker._close = noting_close  # type: ignore[method-assign]
     try:
-        assert isinstance(worker, VectorRolloutWorker)
         worker.run(lambda: False, max_steps=100)  # 3+ episodes of 30 steps per game
         worker.league.close()
     finally:
         server.stop(0)
     n = cfg.actors.envs_per_actor
     by_track = _chunks(stream, worker.vec.obs_dim)
-    assert sorted(by_track) == list(range(2 * n))  # env_index = 2 game + seat
-    steps = min(8 * len(chunks) for chunks in by_track.values())
-    assert steps >= 64
-
-    def column(field: str, track: int) -> np.ndarray:
-        return np.concatenate([getattr(c, field) for c in by_track[track]])
+    # (game, seat, step) -> the chunk and row holding that decision, where it went out.
+    rows: dict[tuple[int, int, int], tuple[TrajectoryChunk, int]] = {}
+    for key, steps in decided.items():
+        for t, (track, sequence, i) in zip(steps, went[key], strict=False):
+            if sequence < len(by_track.get(track, [])):
+                rows[(*key, t)] = (by_track[track][sequence], i)
+    assert len(rows) >= 0.8 * sum(8 * len(c) for c in by_track.values())  # ~ all rows sent
+    if mixed:
+        assert any(len({track for track, _, _ in where}) > 1 for where in went.values())
+        assert len(rows) < 2 * n * len(sent_actions) * 0.9  # the bot's seats are not in it
 
     replay = SumoVector(n, seed=worker.vector_seed, autoreset=True, **ENV_KWARGS)  # type: ignore[arg-type]
     obs = replay.reset()
-    ends = 0
-    for t in range(steps):
-        actions = np.zeros((n, 2, 2), np.float32)
-        for g in range(n):
-            for s in range(2):
-                track = 2 * g + s
-                np.testing.assert_array_equal(obs[g, s], column("obs", track)[t])
-                actions[g, s] = column("actions", track)[t]
+    ends = checked = 0
+    for t, actions in enumerate(sent_actions):
+        mine = [(g, s, *rows[(g, s, t)]) for g in range(n) for s in range(2) if (g, s, t) in rows]
+        for g, s, chunk, i in mine:
+            np.testing.assert_array_equal(obs[g, s], chunk.obs[i])
+            np.testing.assert_array_equal(actions[g, s], chunk.actions[i])
         obs, rewards, terminated, truncated = replay.step(actions)
         done = terminated | truncated
         ends += int(done.sum())
-        for g in range(n):
-            for s in range(2):
-                track = 2 * g + s
-                assert column("dones", track)[t] == done[g]
-                assert column("rewards", track)[t] == np.float32(rewards[g, s])
+        for g, s, chunk, i in mine:
+            assert chunk.dones[i] == done[g]
+            assert chunk.rewards[i] == np.float32(rewards[g, s])
+        checked += len(mine)
+    assert checked == len(rows) > 0
+    # Within a chunk, a row that did not end its episode is followed by the same seat's
+    # next decision (or, in the last row, by the bootstrap observation): what GAE needs.
+    where = {
+        (track, seq, i): (g, s, k)
+        for (g, s), w in went.items()
+        for k, (track, seq, i) in enumerate(w)
+    }
+    for track, chunks in by_track.items():
+        for chunk in chunks:
+            for i in np.flatnonzero(~chunk.dones):
+                g, s, k = where[(track, chunk.sequence, int(i))]
+                if i + 1 < len(chunk.dones):
+                    assert where[(track, chunk.sequence, int(i) + 1)] == (g, s, k + 1)
+                elif k + 1 < len(went[(g, s)]):
+                    nxt_track, nxt_seq, nxt_i = went[(g, s)][k + 1]
+                    if nxt_seq < len(by_track.get(nxt_track, [])):
+                        nxt = by_track[nxt_track][nxt_seq]
+                        np.testing.assert_array_equal(chunk.bootstrap_obs, nxt.obs[nxt_i])
+    if mixed:
+        return
     assert ends >= 2 * n
     # Every decision became training data; every finished game was reported once.
     assert worker.stats.learner_steps >= 2 * n * 99
+    # Both seats trained: two episodes per game, and a game's decisions are its steps.
+    assert worker.stats.episodes == {"main": 2 * worker.stats.games}
+    finished = worker.stats.decision_sum["main"]
+    assert worker.stats.games <= finished <= worker.stats.learner_steps
     store = LeagueStore(tmp_path / "league.db", readonly=True)
     assert store.result_count() == worker.stats.games > 0
 
@@ -142,6 +201,8 @@ def test_builtin_games_are_reported_once_and_only_the_learner_is_trained(
     finally:
         server.stop(0)
     assert len(results) == worker.stats.games == worker.stats.results.acked > 0
+    assert worker.stats.episodes == {"main": worker.stats.games}
+    assert np.isfinite(worker.stats.return_sum["main"])
     assert {r.player_b for r in results} == {"random", "charge", "still"}
     assert all(r.player_a == "main" for r in results)
     # One seat per game is the learner's: half the env steps are training data (minus
@@ -168,42 +229,3 @@ def test_the_batched_worker_is_chosen_where_it_applies(
     cfg = parse_config({"job": "pick", "env": env, "actors": {"vector_env": vector_env}})
     chosen = VectorRolloutWorker if vector_factory(cfg) is not None else RolloutWorker
     assert chosen is expected
-
-
-def test_chunk_tracks_are_taken_stalest_first(redis_client: redis.Redis, tmp_path: Path) -> None:
-    """After a mirror game leaves the second track part-filled, the next episode that
-    trains one agent continues that track, not always the first; and when the agent's
-    chunk goes out it moves on to the other part-filled track no agent holds. Else those
-    chunks wait for the next mirror game and go stale (dropped for policy lag)."""
-    cfg = sumo_config(self_play_fraction=0.0, builtins=["random"])
-    settings = LeagueSettings(self_play_fraction=0.0, builtins=("random",), seed=3)
-    worker, _, server = _worker(cfg, redis_client, tmp_path, settings)
-    try:
-        slot = worker.slots[0]
-        zeros = np.zeros(worker.vec.obs_dim, np.float32)
-
-        def fill(key: tuple[str, int], steps: int, version: int) -> None:
-            for _ in range(steps):
-                slot.tracks[key].chunks.add(zeros, None, np.zeros(2), 0.0, 0.0, version, 0, True)
-
-        fill(("main", 1), 3, version=3)
-        fill(("main", 0), 3, version=5)
-        worker._start_episode(slot)
-        (trained,) = slot.trained
-        assert slot.track_of[trained] == ("main", 1)
-        # Its chunk fills and goes out: the agent moves on to the other part-filled track.
-        fill(("main", 1), cfg.actors.chunk_length - 3, version=6)
-        slot.tracks[("main", 1)].chunks.take(zeros)
-        worker._move_to_idle_track(slot, trained)
-        assert slot.track_of[trained] == ("main", 0)
-        # Both empty now but one: the part-filled one comes first, empty ones after.
-        fill(("main", 0), cfg.actors.chunk_length - 3, version=7)
-        slot.tracks[("main", 0)].chunks.take(zeros)
-        worker._move_to_idle_track(slot, trained)
-        assert slot.track_of[trained] == ("main", 0)  # nothing part-filled to move to
-        fill(("main", 0), 2, version=8)
-        worker._start_episode(slot)
-        assert slot.track_of[next(iter(slot.trained))] == ("main", 0)
-        worker.league.close()
-    finally:
-        server.stop(0)
