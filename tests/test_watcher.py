@@ -49,8 +49,8 @@ def test_episode_means_cover_only_the_episodes_since_the_last_sample(tmp_path: P
     assert [e.value for e in events.Scalars("episodes/length_mean")] == [10.0, 10.0]
 
 
-def test_status_carries_each_learners_episode_figures() -> None:
-    status = build_status(
+def _status(**episode_figures: Any) -> dict[str, Any]:
+    return build_status(
         now=10.0,
         started_at=0.0,
         interval_s=None,
@@ -61,26 +61,18 @@ def test_status_carries_each_learners_episode_figures() -> None:
         learner_steps_per_s=None,
         actors=1,
         actors_alive=1,
-        episodes={"main": {"episodes": 8, "episode_return_mean": 0.25, "episode_length_mean": 9.0}},
+        **episode_figures,
     )
-    main = status["learners"]["main"]
-    assert (main["episodes"], main["episode_return_mean"], main["episode_length_mean"]) == (
-        8,
-        0.25,
-        9.0,
-    )
+
+
+def test_status_carries_each_learners_episode_figures() -> None:
+    figures = {"episodes": 8, "episode_return_mean": 0.25, "episode_length_mean": 9.0}
+    main = _status(episodes={"main": figures})["learners"]["main"]
+    assert {k: main[k] for k in figures} == figures
     # Before any actor answered: zero episodes, no means.
-    bare = build_status(
-        now=10.0,
-        started_at=0.0,
-        interval_s=None,
-        learners={"main": {"version": 3, "updates": 2, "steps_trained": 64, "lag_median": 1}},
-        streams={},
-        env_steps=0,
-        env_steps_per_s=None,
-        learner_steps_per_s=None,
-        actors=1,
-        actors_alive=0,
+    bare = _status()["learners"]["main"]
+    assert (bare["episodes"], bare["episode_return_mean"], bare["episode_length_mean"]) == (
+        0,
+        None,
+        None,
     )
-    assert bare["learners"]["main"]["episodes"] == 0
-    assert bare["learners"]["main"]["episode_return_mean"] is None
