@@ -81,6 +81,14 @@ class StatusReader:
         dropped = Metric(
             "selfplay_chunks_dropped_lag_total", "counter", "Chunks dropped for policy lag."
         )
+        returns = Metric(
+            "selfplay_episode_return_mean",
+            "gauge",
+            "Mean return of the learner's training episodes finished in the last sample.",
+        )
+        episodes = Metric(
+            "selfplay_episodes_total", "counter", "Training episodes finished (each trained seat)."
+        )
         learners = status.get("learners")
         for lineage, st in (learners if isinstance(learners, dict) else {}).items():
             if not isinstance(st, dict):
@@ -91,8 +99,11 @@ class StatusReader:
                 (lag, "policy_lag_median"),
                 (trained, "steps_trained"),
                 (dropped, "chunks_dropped_lag"),
+                (returns, "episode_return_mean"),
+                (episodes, "episodes"),
             ):
                 value = st.get(key)
                 if isinstance(value, int | float):
                     metric.add(value, labels)
-        return families + [m for m in (version, lag, trained, dropped) if m.samples]
+        per_learner = (version, lag, trained, dropped, returns, episodes)
+        return families + [m for m in per_learner if m.samples]

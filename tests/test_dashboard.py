@@ -108,6 +108,9 @@ def write_job_status(path: Path) -> dict[str, Any]:
         actors=2,
         actors_alive=2,
         history=history,
+        episodes={
+            "main": {"episodes": 4321, "episode_return_mean": -0.125, "episode_length_mean": 21.5}
+        },
     )
     status["history"].append(history_entry(status))
     write_status(path, status)
@@ -375,6 +378,8 @@ def test_metrics_agree_with_the_league(league: League) -> None:
     assert metric(samples, "selfplay_learner_version", learner="main") == 321
     assert metric(samples, "selfplay_policy_lag_median", learner="main") == 2.0
     assert metric(samples, "selfplay_actors_alive") == 2
+    assert metric(samples, "selfplay_episode_return_mean", learner="main") == -0.125
+    assert metric(samples, "selfplay_episodes_total", learner="main") == 4321
 
 
 def test_metric_text_escaping() -> None:
@@ -604,6 +609,8 @@ def test_page_renders_in_chromium(league: League, tmp_path: Path) -> None:
     assert "12,346" in page.text_by_id["tile-env-steps"]
     assert "v321" in page.text_by_id["tile-version"]
     assert "2 / 2" in page.text_by_id["tile-actors"]
+    assert "-0.125" in page.text_by_id["tile-return"]
+    assert "4,321 so far" in page.text_by_id["tile-return"]
     assert page.text_by_id["live"] == "live"
     banner = [a for t, a in page.elements if a.get("id") == "banner"]
     assert banner and "hidden" in banner[0], f"page reports errors: {page.text_by_id['banner']}"
