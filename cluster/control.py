@@ -4,11 +4,12 @@ Everything goes through the address a user already has, the head's Job Submissio
 (http://HEAD:8265, token from RAY_AUTH_TOKEN). A submitted job's driver (`selfplay run
 --ray-address auto --control NAME`) creates a small named actor, its mailbox (JobControl
 below), in the "selfplay" namespace. `status`, `scale` and `stop` are tiny Ray jobs of
-their own (`control_entrypoint`: a self-contained `python -c` program) that look that
-actor up by name and print one JSON line, which the CLI reads back from the control job's
-logs. Costs a few seconds per command (a driver process on the head), needs no extra port,
-no Ray Client and no access to the job's Redis, and works the same for a job started by
-`kubectl` (KubeRay RayJob).
+their own (`control_entrypoint`: a self-contained `python -c` program, run by the
+interpreter that `submit` found on the head: cluster/head_python.py) that look that actor up
+by name and print one JSON line, which the CLI reads back from the control job's logs.
+Costs a few seconds per command (a driver process on the head), needs no extra port, no
+Ray Client and no access to the job's Redis, and works the same for a job started by
+`kubectl` (KubeRay RayJob: its metadata names no interpreter, so `python` runs them).
 
 The driver polls its mailbox about once a second: a new actor count is applied at once
 (growing starts actors, shrinking drains them: cluster/fleet.py), a stop request ends
@@ -17,7 +18,6 @@ the run cleanly (actors drain, the learners write final checkpoints), like Ctrl-
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shlex
@@ -26,6 +26,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cluster import head_python
 
 NAMESPACE = "selfplay"
 MAX_ACTORS = 1024
@@ -121,11 +123,18 @@ class Cluster:
         minutes: float | None,
         overrides: list[str],
         requirements: list[str] | None = None,
+        python: str | None = None,
     ) -> str:
         """Submits `selfplay run` as a Ray job; returns its id (the JOB of the other
         commands). The config travels inside the working dir (runtime_env), so its path
-        must be inside `working_dir`."""
+        must be inside `working_dir`. `python`: the head's interpreter for the driver
+        (default: found by a probe job, cluster/head_python.py)."""
         config_rel = _inside(config_path, working_dir)
+        client = self.client()
+        # With `requirements` Ray installs them into a virtualenv of the job's own, whose
+        # `python` it puts first on the driver's PATH; the control jobs still need Ray.
+        modules = ["ray"] if requirements else head_python.dependency_modules()
+        control_python = self.find_python(client, head_python.candidates(python), modules)
         job_id = f"selfplay-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         out = out or f"~/selfplay-runs/{job_id}"  # `selfplay run` expands the ~
         args = [str(config_rel), "--out", out, "--ray-address", "auto"]
@@ -138,22 +147,46 @@ class Cluster:
             args += ["--minutes", str(minutes)]
         for item in overrides:
             args += ["--set", item]
-        entrypoint = "python -m cluster.cli run " + " ".join(shlex.quote(a) for a in args)
+        driver_python = "python" if requirements else control_python
+        entrypoint = " ".join(
+            shlex.quote(a) for a in (driver_python, "-m", "cluster.cli", "run", *args)
+        )
         runtime_env: dict[str, Any] = {"working_dir": str(working_dir), "excludes": EXCLUDES}
         if requirements:
             runtime_env["pip"] = requirements
         env_vars = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
         if env_vars:
             runtime_env["env_vars"] = env_vars
-        client = self.client()
         try:
             _submit_job(
-                client, entrypoint=entrypoint, submission_id=job_id, runtime_env=runtime_env
+                client,
+                entrypoint=entrypoint,
+                submission_id=job_id,
+                runtime_env=runtime_env,
+                metadata={PYTHON_KEY: control_python},
             )
         except Exception as exc:
             token = os.environ.get("RAY_AUTH_TOKEN")
             raise ControlError(_explain(exc, self.address, token)) from None
         return job_id
+
+    def find_python(self, client: Any, pythons: list[str], modules: list[str]) -> str:
+        """The first of `pythons` that can import `modules` on the head (a probe job)."""
+        probe_id = f"selfplay-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            _submit_job(
+                client,
+                entrypoint=head_python.probe_entrypoint(pythons, modules),
+                submission_id=probe_id,
+            )
+        except Exception as exc:
+            token = os.environ.get("RAY_AUTH_TOKEN")
+            raise ControlError(_explain(exc, self.address, token)) from None
+        _, logs = _wait_for(client, probe_id, timeout_s=120.0)
+        try:
+            return head_python.choose(pythons, head_python.probe_reports(logs))
+        except ValueError as exc:
+            raise ControlError(str(exc)) from None
 
     def info(self, job_id: str) -> dict[str, Any]:
         client = self.client()
@@ -192,17 +225,10 @@ class Cluster:
         if info.status.is_terminal():
             raise ControlError(f"job {job_id} is not running ({info.status.value})")
         control_id = f"{job_id}-{command}-{uuid.uuid4().hex[:6]}"
-        entrypoint = control_entrypoint(command, control_name(job_id), *args)
+        python = (info.metadata or {}).get(PYTHON_KEY, "python")
+        entrypoint = control_entrypoint(python, command, control_name(job_id), *args)
         _submit_job(client, entrypoint=entrypoint, submission_id=control_id)
-        deadline = time.monotonic() + timeout_s
-        status = client.get_job_status(control_id)
-        while not status.is_terminal():
-            if time.monotonic() > deadline:
-                client.stop_job(control_id)
-                raise ControlError(f"control job {control_id} did not finish in {timeout_s}s")
-            time.sleep(0.25)
-            status = client.get_job_status(control_id)
-        logs = client.get_job_logs(control_id)
+        status, logs = _wait_for(client, control_id, timeout_s)
         for line in reversed(logs.strip().splitlines()):
             if line.startswith("{"):
                 answer = json.loads(line)
@@ -217,6 +243,8 @@ class Cluster:
 
 
 _PASS_ENV = ("SELFPLAY_REDIS_PASSWORD", "SELFPLAY_LEAGUE_TOKEN")
+# Job metadata key: the head's interpreter that `submit` chose, for the control jobs.
+PYTHON_KEY = "selfplay_python"
 # Ray answers this (HTTP 500) while a node's job agent is still starting, e.g. for a
 # while after `ray start` on a busy machine: worth waiting for, unlike other errors.
 # 60 s was not always enough on the 2-core machine with a training run beside the tests
@@ -237,6 +265,19 @@ def _submit_job(client: Any, wait_s: float = 120.0, **kwargs: Any) -> None:
             time.sleep(1.0)
 
 
+def _wait_for(client: Any, submission_id: str, timeout_s: float) -> tuple[Any, str]:
+    """Waits for a short job (control, probe) to end: (its final status, its log)."""
+    deadline = time.monotonic() + timeout_s
+    status = client.get_job_status(submission_id)
+    while not status.is_terminal():
+        if time.monotonic() > deadline:
+            client.stop_job(submission_id)
+            raise ControlError(f"job {submission_id} did not finish in {timeout_s}s")
+        time.sleep(0.25)
+        status = client.get_job_status(submission_id)
+    return status, client.get_job_logs(submission_id)
+
+
 def _inside(path: Path, root: Path) -> Path:
     try:
         return path.resolve().relative_to(root.resolve())
@@ -250,6 +291,11 @@ def _explain(exc: BaseException, address: str, token: str | None) -> str:
     text = str(exc)
     low = text.lower()
     if "401" in text or "unauthenticated" in low or "unauthorized" in low or "token" in low:
+        if os.environ.get("RAY_AUTH_MODE") != "token":
+            return (
+                f"{address} refused the request: it uses token auth; set RAY_AUTH_MODE=token "
+                "and RAY_AUTH_TOKEN (the cluster's token: `ray get-auth-token` on the head)"
+            )
         if not token:
             return (
                 f"{address} refused the request: it needs a Ray auth token; set RAY_AUTH_TOKEN "
@@ -300,8 +346,6 @@ def _control_main(argv: list[str]) -> int:
         ray.shutdown()
 
 
-def control_entrypoint(command: str, name: str, *args: str) -> str:
-    """The shell command of a control job: `_control_main`'s source run by `python -c`."""
-    source = inspect.getsource(_control_main)
-    program = f"{source}\nimport sys\nsys.exit(_control_main(sys.argv[1:]))\n"
-    return " ".join(shlex.quote(a) for a in ("python", "-c", program, command, name, *args))
+def control_entrypoint(python: str, command: str, name: str, *args: str) -> str:
+    """The shell command of a control job: `_control_main` run by `python -c`."""
+    return head_python.python_c(python, _control_main, command, name, *args)

@@ -60,6 +60,14 @@ def submit(
             "the job's runtime_env, for nodes without them (the selfplay image has them)"
         ),
     ] = False,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            help="the head node's Python that runs the job (default: `python` on the head's "
+            "PATH if it has the project's dependencies, else this CLI's interpreter if the "
+            "head has it); checked before the job is submitted"
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="dotted.key=value override")
     ] = None,
@@ -84,6 +92,7 @@ def submit(
             minutes,
             list(set_ or []),
             _project_requirements(working_dir) if requirements else None,
+            python,
         )
     except ControlError as exc:
         raise _fail(str(exc)) from None
@@ -143,7 +152,7 @@ def stop(
     """Stop a job cleanly: actors drain, learners write final checkpoints."""
     cluster = _cluster(address)
     try:
-        cluster.ask(job, "stop")
+        _ask_when_up(cluster, job, "stop")
         deadline = time.monotonic() + timeout
         info = cluster.info(job)
         while info["ray_status"] in ("PENDING", "RUNNING") and time.monotonic() < deadline:
@@ -167,10 +176,23 @@ def scale(
         raise _fail(f"--actors must be >= 0, got {actors}")
     cluster = _cluster(address)
     try:
-        answer = cluster.ask(job, "scale", str(actors))
+        answer = _ask_when_up(cluster, job, "scale", str(actors))
     except ControlError as exc:
         raise _fail(str(exc)) from None
     print(json.dumps(answer))
+
+
+def _ask_when_up(cluster: Cluster, job: str, *command: str, wait_s: float = 180.0) -> Any:
+    """`cluster.ask`, waiting while the job's driver starts (Redis, league, learners: tens
+    of seconds after `submit`) rather than failing on a job that has just been submitted."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return cluster.ask(job, *command)
+        except NoControl:
+            if time.monotonic() > deadline:
+                raise ControlError(f"job {job} did not start within {wait_s:.0f}s") from None
+            time.sleep(2.0)
 
 
 def _project_requirements(working_dir: Path) -> list[str]:

@@ -1,6 +1,8 @@
 """A real two-node Ray cluster on this machine (`ray start --head` and a second `ray start
 --address` with its own resources, token auth on), driven only through the CLI a user
-has: `selfplay submit`, `status`, `scale` 1 -> 3 -> 1, `logs`, `stop`. One rollout actor
+has: `selfplay submit`, `status`, `scale` 1 -> 3 -> 1, `logs`, `stop`. The nodes are started
+the way a user without an activated virtualenv starts them, so the job's driver and control
+jobs run the interpreter that `submit` found (cluster/head_python.py). One rollout actor
 process is killed mid-job; Ray restarts it and the job goes on. At the end the stream
 and actor accounting must show every chunk produced consumed or dropped for lag, none
 twice. Slow-ish (two Ray nodes, several control jobs), so it is the one test of this kind.
@@ -56,7 +58,11 @@ class RayCluster:
         self.token = secrets.token_hex(16)
         self.env = {
             **os.environ,
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # the nodes' python
+            # As `.venv/bin/ray start` from a shell without the virtualenv activated: `python`
+            # on the nodes' PATH is not the one with the project (submit must find that).
+            "PATH": os.pathsep.join(
+                d for d in os.environ.get("PATH", "").split(os.pathsep) if Path(d) != BIN
+            ),
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN": self.token,
             "RAY_USAGE_STATS_ENABLED": "0",
@@ -260,6 +266,23 @@ def test_submit_scale_kill_stop_on_two_nodes(cluster: RayCluster, tmp_path: Path
         assert proc.returncode == 2, proc.stderr
         assert expect in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert cluster.token not in proc.stderr
+    # A head whose Python lacks the project (here: ours without site-packages): one line
+    # before anything is submitted.
+    bare = tmp_path / "bare-python"
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S -I "$@"\n')
+    bare.chmod(0o755)
+    proc = subprocess.run(
+        [str(BIN / "selfplay"), "submit", "configs/connect_four.yaml"]
+        + ["--address", cluster.address, "--python", str(bare)],
+        env=cluster.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"`{bare}`" in proc.stderr and "lacks torch, ray" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
     job = _selfplay(
         cluster,
         "submit",

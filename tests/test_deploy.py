@@ -146,8 +146,10 @@ def test_dockerfile_structure(kind: str) -> None:
     index = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "/whl/cu130"}[kind]
     assert parser.args["TORCH_INDEX_URL"].endswith(index)
     assert any('--index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"' in r for r in runs)
-    installs = [r for r in runs if re.search(r"\bpip install \.(\s|$)", r)]
+    installs = [r for r in runs if re.search(r"\bpip install (-c \S+ )?\.(\s|$)", r)]
     assert len(installs) == 1 and "[" not in installs[0], "pip install . without extras"
+    # ... at the locked versions, like the README's install and CI.
+    assert "pip install -c requirements-lock.txt ." in installs[0]
 
     # Every COPY source exists; the package is complete before `pip install .` runs.
     sources = copy_sources(parser)
@@ -155,7 +157,7 @@ def test_dockerfile_structure(kind: str) -> None:
         assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
     packages = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
     before_install = copy_sources_before(parser, installs[0])
-    for needed in ["pyproject.toml", PYPROJECT["project"]["readme"]] + [
+    for needed in ["pyproject.toml", "requirements-lock.txt", PYPROJECT["project"]["readme"]] + [
         p.rstrip("*") for p in packages
     ]:
         assert needed in before_install, f"{needed} is not COPYed before pip install ."
