@@ -8,7 +8,7 @@ from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
-from cluster.codec import TrajectoryChunk
+from core.codec import TrajectoryChunk
 
 
 class ChunkBuilder:

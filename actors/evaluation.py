@@ -18,11 +18,12 @@ import torch
 
 from actors.policies import BUILTIN_RANDOM
 from actors.scripted import SCRIPTED, TACTICAL, scripted_action, scripted_problem
-from cluster.codec import decode_weights, weights_spec
-from cluster.config import JobConfig
-from cluster.nets import PolicyValueNet, act, build_net, random_legal_actions
+from core.checkpoints import load_checkpoint
+from core.codec import decode_weights, weights_spec
+from core.config import JobConfig
+from core.nets import PolicyValueNet, act, build_net, random_legal_actions
+from core.players import parse_snapshot_id
 from envs.pettingzoo_adapter import Game, GameSpec
-from learner.checkpoint import CHECKPOINT_NAME, checkpoint_name, load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def load_policy(
 ) -> tuple[PolicyValueNet, int]:
     """The latest checkpoint of `lineage` (a team; default the job's only learner)."""
     net = build_net(config.model, obs_dim, num_actions, continuous)
-    name = checkpoint_name(config, lineage) if lineage else CHECKPOINT_NAME
+    name = config.names().checkpoint_file(lineage or config.league.learner_player)
     meta = load_checkpoint(run_dir / "checkpoints" / name, net)
     return net.eval(), int(meta["counters"]["version"])
 
@@ -167,7 +168,10 @@ def load_players(
     )
     if policy_id is not None:
         policy = load_snapshot(run_dir, policy_id, policy)
-        version = int(policy_id.rsplit("@v", 1)[-1])
+        parsed = parse_snapshot_id(policy_id)
+        if parsed is None:
+            raise ValueError(f"--policy must be a snapshot id such as main@v100, got {policy_id!r}")
+        version = parsed[1]
     if opponent in SCRIPTED:
         problem = scripted_problem(opponent, config.env.name, spec)
         if problem is not None or (opponent == TACTICAL and team is not None):

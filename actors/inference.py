@@ -6,7 +6,7 @@ twenty snapshots puts ten or more of them in play at once). The batches are smal
 torch's fixed cost per operator dominates them: ~100-150 µs per forward pass of a 64x64
 MLP, whatever the batch. `NumpyMlpPolicy` copies an MLP's weights into numpy float32
 arrays and runs the same arithmetic in ~a tenth of that; other torsos (conv) keep
-torch (`TorchPolicy`). Both return what `cluster.nets.act` returns: actions, their
+torch (`TorchPolicy`). Both return what `core.nets.act` returns: actions, their
 log-probabilities under the policy, and the value estimates.
 
 The numbers match torch's up to float32 rounding (different BLAS kernels), which is
@@ -24,7 +24,7 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from cluster.nets import MASKED_LOGIT, PolicyValueNet, act
+from core.nets import MASKED_LOGIT, PolicyValueNet, act
 
 _LOG_SQRT_2PI = np.float32(0.5 * math.log(2.0 * math.pi))
 

@@ -30,8 +30,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from league.client import LeagueClient, LeagueError, Match
-from league.client import ResultReport as Report
+from core.league_protocol import ActorLeague, LeagueError, Match
+from core.league_protocol import ResultReport as Report
 
 # Most results one ReportResults call carries, and matches one SampleOpponents call
 # asks for (the service takes up to 1024 of each).
@@ -109,7 +109,7 @@ class LeagueLink:
 
     def __init__(
         self,
-        client: LeagueClient,
+        client: ActorLeague,
         players: str | Sequence[str],
         prefetch: int,
         eval_retry_s: float = 5.0,

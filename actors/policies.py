@@ -11,10 +11,11 @@ from collections import OrderedDict, deque
 import torch
 
 from actors.inference import Policy, inference_policy
-from cluster.codec import decode_weights, weights_spec
-from cluster.config import ModelConfig
-from cluster.nets import PolicyValueNet, build_net
-from cluster.weights import WeightStore
+from core.codec import decode_weights, weights_spec
+from core.config import ModelConfig
+from core.nets import PolicyValueNet, build_net
+from core.players import parse_snapshot_id
+from transport.weights import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,8 @@ BUILTIN_RANDOM = "random"
 
 def snapshot_version(player_id: str, lineage: str) -> int | None:
     """ "main@v50" -> 50 for the given lineage; None for other players."""
-    prefix = f"{lineage}@v"
-    if player_id.startswith(prefix) and player_id[len(prefix) :].isdigit():
-        return int(player_id[len(prefix) :])
-    return None
+    parsed = parse_snapshot_id(player_id)
+    return parsed[1] if parsed and parsed[0] == lineage else None
 
 
 class PolicyPool:

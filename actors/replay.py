@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from actors.evaluation import choose_actions, load_players, seats
 from actors.video import VideoWriter, check_video_path
-from cluster.config import JobConfig
+from core.config import JobConfig
 from envs.headless_gl import unavailable
 from envs.pettingzoo_adapter import EnvConfigError, Game
 

@@ -52,11 +52,11 @@ from actors.policies import BUILTIN_RANDOM, PolicyPool
 from actors.rollout_stats import RolloutStats
 from actors.scripted import SCRIPTED, scripted_action
 from actors.seating import LEARNER, Seat, Seating, Side
-from cluster.codec import encode_chunk
-from cluster.config import JobConfig
-from cluster.nets import random_legal_actions
-from cluster.streams import TrajectoryStream
+from core.codec import encode_chunk
+from core.config import JobConfig
+from core.nets import random_legal_actions
 from envs.pettingzoo_adapter import Game
+from transport.streams import TrajectoryStream
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from league.client import Match
+from core.league_protocol import Match
+from core.players import lineage_of, parse_snapshot_id
 
 LEARNER = "__learner__"  # policy key of the learning side in a seat
 Seat = tuple[str, str]  # (lineage, LEARNER or a frozen player id)
@@ -54,10 +55,10 @@ class Seating:
     def lineage_of(self, player: str) -> str:
         """The lineage whose policy pool holds `player`: a learner lineage's id is its own,
         a snapshot "{lineage}@v{n}" belongs to its lineage, builtins to any (the first)."""
-        lineage = player.rsplit("@v", 1)[0] if "@v" in player else player
+        lineage = lineage_of(player)
         if lineage in self.lineages:
             return lineage
-        if "@v" in player:
+        if parse_snapshot_id(player) is not None:
             raise KeyError(f"snapshot {player!r} belongs to no learner of this job")
         return self.lineages[0]
 

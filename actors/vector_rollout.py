@@ -30,11 +30,11 @@ from actors.policies import BUILTIN_RANDOM, PolicyPool
 from actors.rollout import RolloutWorker, _Slot
 from actors.scripted import CHARGE, STILL
 from actors.seating import LEARNER, Seat
-from cluster.codec import encode_chunk
-from cluster.config import JobConfig
-from cluster.streams import TrajectoryStream
+from core.codec import encode_chunk
+from core.config import JobConfig
 from envs.pettingzoo_adapter import Game
 from envs.sumo.scripted import charge_actions
+from transport.streams import TrajectoryStream
 
 
 def vector_factory(config: JobConfig) -> Any | None:

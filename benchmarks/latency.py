@@ -48,7 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cluster.config import load_config  # noqa: E402
+from core.config import load_config  # noqa: E402
 
 TARGET_ADOPT_P99_MS = 100.0
 TARGET_LAG_MEDIAN = 1.0

@@ -47,15 +47,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cluster.codec import (  # noqa: E402
+from core.codec import (  # noqa: E402
     ChunkSpec,
     TrajectoryChunk,
     decode_chunk,
     encode_chunk,
     encode_weights,
 )
-from cluster.config import JobConfig, load_config  # noqa: E402
-from cluster.nets import PolicyValueNet, act, build_net  # noqa: E402
+from core.config import JobConfig, load_config  # noqa: E402
+from core.nets import PolicyValueNet, act, build_net  # noqa: E402
 from envs.pettingzoo_adapter import Game, GameSpec  # noqa: E402
 from learner.learner import stack_chunks  # noqa: E402
 from learner.ppo_vtrace import update  # noqa: E402

@@ -86,7 +86,7 @@ from pettingzoo.utils import BaseWrapper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cluster.config import JobConfig, load_config  # noqa: E402
+from core.config import JobConfig, load_config  # noqa: E402
 
 POLICY = "main"
 ACTIONS_LIFETIME = "num_actions_sampled_lifetime"

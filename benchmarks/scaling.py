@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cluster.config import load_config  # noqa: E402
 from cluster.launcher import run_job  # noqa: E402
+from core.config import load_config  # noqa: E402
 
 
 def main() -> None:

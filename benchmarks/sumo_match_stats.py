@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.evaluation import load_policy, load_snapshot  # noqa: E402
 from actors.inference import NumpyMlpPolicy  # noqa: E402
-from cluster.config import load_config  # noqa: E402
+from core.config import load_config  # noqa: E402
 from envs.sumo.scripted import charge_actions  # noqa: E402
 from envs.sumo.vector import SumoVector  # noqa: E402
 

@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.vector_rollout import vector_factory  # noqa: E402
 from benchmarks.cpu_accounting import CpuWindow  # noqa: E402
-from cluster.config import JobConfig, load_config  # noqa: E402
 from cluster.launcher import run_job  # noqa: E402
-from cluster.nets import random_legal_actions  # noqa: E402
+from core.config import JobConfig, load_config  # noqa: E402
+from core.nets import random_legal_actions  # noqa: E402
 from envs.pettingzoo_adapter import Game  # noqa: E402
 
 
@@ -111,13 +111,13 @@ def actors_only_rate(config: JobConfig, seconds: float) -> float:
     from actors.league_link import LeagueLink
     from actors.policies import PolicyPool
     from actors.vector_rollout import make_rollout_worker
-    from cluster.codec import encode_weights
-    from cluster.nets import build_net
-    from cluster.redis import EmbeddedRedis, connect
-    from cluster.streams import TrajectoryStream
-    from cluster.weights import WeightStore
+    from core.codec import encode_weights
+    from core.nets import build_net
     from league.client import LeagueClient
     from league.server import LeagueServer, LeagueSettings
+    from transport.redis import EmbeddedRedis, connect
+    from transport.streams import TrajectoryStream
+    from transport.weights import WeightStore
 
     limit_inference_threads(config.actors.torch_threads)  # as the Ray actor does
     lineage = config.league.learner_player

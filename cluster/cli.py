@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from cluster.config import ConfigError, JobConfig, dump_config, load_config
 from cluster.jobs_cli import register as register_job_commands
 from cluster.league_cli import arm_stop_signals, league_app
+from core.config import ConfigError, JobConfig, dump_config, load_config
 
 if TYPE_CHECKING:
     pass
@@ -78,7 +78,7 @@ def run(
     Ray (or the cluster at --ray-address). Ctrl-C or SIGTERM stops it cleanly (final
     checkpoint, JSON summary)."""
     from cluster.launcher import RunError, run_job
-    from cluster.redis import RedisUnavailable
+    from transport.redis import RedisUnavailable
 
     overrides = list(set_ or [])
     if actors is not None:
@@ -135,7 +135,7 @@ def eval_(
     (team games: the policy plays --team, the opponent the other team)."""
     from actors.evaluation import evaluate
     from actors.inference import limit_inference_threads
-    from learner.checkpoint import CheckpointError
+    from core.checkpoints import CheckpointError
 
     cfg = _run_config(run_dir, None)
     # One game at a time, one observation per forward pass: a thread pool only spins. With
@@ -196,7 +196,7 @@ def replay(
         raise _fail(str(exc)) from None
     from actors.inference import limit_inference_threads
     from actors.replay import replay as replay_games
-    from learner.checkpoint import CheckpointError
+    from core.checkpoints import CheckpointError
 
     limit_inference_threads(1)  # as in `eval`: single-observation forward passes
 

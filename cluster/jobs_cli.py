@@ -73,7 +73,7 @@ def submit(
     ] = None,
 ) -> None:
     """Submit CONFIG as a Ray job on a cluster; prints the job id."""
-    from cluster.config import ConfigError, load_config
+    from core.config import ConfigError, load_config
 
     try:
         load_config(config, list(set_ or []))  # bad configs fail here, not on the cluster

@@ -26,16 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from actors.scripted import scripted_problem
-from cluster.config import JobConfig
 from cluster.control import create_control
 from cluster.fleet import ActorFleet
-from cluster.redis import EmbeddedRedis, RedisEndpoint, connect, parse_redis_url
 from cluster.run_dir import prepare_run_dir, run_dir_lock
 from cluster.status import STATUS_FILE
-from cluster.streams import TrajectoryStream
 from cluster.watcher import RunError, Watcher, get_or_explain
+from core.config import JobConfig
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
+from transport.redis import EmbeddedRedis, RedisEndpoint, connect, parse_redis_url
+from transport.streams import TrajectoryStream
 
 log = logging.getLogger("selfplay")
 
@@ -246,8 +246,8 @@ def _run_locked(
 ) -> RunSummary:
     import ray
 
-    from actors.ray_actor import RolloutActor
-    from learner.ray_learner import LearnerActor
+    from cluster.learner_actor import LearnerActor
+    from cluster.rollout_actor import RolloutActor
 
     prepare_run_dir(run_dir, config, resume)
     teams = Game(config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()).teams

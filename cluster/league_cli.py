@@ -98,7 +98,7 @@ def _league_db(run: Path | None, db: Path | None, address: str | None) -> Path |
 def _run_draw_score(run: Path | None) -> float:
     """The run's league.draw_score (so the rates are the ones its PFSP read); ½ for a bare
     database file or a run dir without a readable config."""
-    from cluster.config import load_config
+    from core.config import load_config
 
     if run is not None and (run / "config.yaml").is_file():
         try:

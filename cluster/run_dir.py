@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cluster.config import JobConfig, dump_config
 from cluster.watcher import RunError
-from learner.checkpoint import checkpoint_name
+from core.config import JobConfig, dump_config
 
 
 def checkpoint_paths(config: JobConfig) -> list[Path]:
-    return [Path("checkpoints") / checkpoint_name(config, t) for t in config.learners()]
+    return [Path("checkpoints") / config.names().checkpoint_file(t) for t in config.learners()]
 
 
 RUN_LOCK = ".run.lock"

@@ -19,8 +19,8 @@ from typing import Any
 
 from cluster.fleet import ActorFleet, FleetError
 from cluster.status import HISTORY_SAMPLES, build_status, history_entry, write_status
-from cluster.streams import TrajectoryStream
 from league.client import LeagueError
+from transport.streams import TrajectoryStream
 
 log = logging.getLogger("selfplay")
 

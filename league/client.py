@@ -18,9 +18,11 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from core.league_protocol import LeagueError, Match, ResultReport, SnapshotAdvice
+from core.players import Role
 from league import league_pb2 as pb
 from league import league_pb2_grpc
-from league.records import MatchKind, Outcome, PlayerKind, Role
+from league.records import MatchKind, Outcome, PlayerKind
 from league.reports import HistoryPointView, HistoryReport, HistoryRow, PayoffEntry, PayoffReport
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["League"].full_name
@@ -54,28 +56,6 @@ _CHANNEL_OPTIONS = [
 ]
 
 
-class LeagueError(RuntimeError):
-    """A league call failed; `code` is the gRPC status name (e.g. "NOT_FOUND")."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"league: {code}: {message}")
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Match:
-    match_id: str
-    player_a: str
-    player_b: str
-    kind: str  # "training" | "eval"
-
-    @property
-    def self_play(self) -> bool:
-        """player_b is the learner's latest self."""
-        return self.player_a == self.player_b
-
-
 @dataclass(frozen=True)
 class PlayerInfo:
     id: str
@@ -84,13 +64,6 @@ class PlayerInfo:
     version: int
     created_at: float  # unix seconds
     role: str = ""  # learner/snapshot: "main" | "main_exploiter" | "league_exploiter"
-
-
-@dataclass(frozen=True)
-class SnapshotAdvice:
-    due: bool
-    reset: bool  # restart from the seed weights after the snapshot
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -340,19 +313,6 @@ def _player(p: pb.Player) -> PlayerInfo:
         created,
         _ROLE_FROM_PB.get(p.role, "unknown"),
     )
-
-
-@dataclass(frozen=True)
-class ResultReport:
-    """One finished match, as `report_result` takes it."""
-
-    match_id: str
-    player_a: str
-    player_b: str
-    outcome: str
-    a_version: int = 0
-    kind: str = "training"
-    steps: int = 0
 
 
 def _result_request(r: ResultReport) -> pb.ReportResultRequest:

@@ -31,8 +31,9 @@ import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
+from core.players import Role
 from league.quality import QualityScores
-from league.records import PlayerKind, PlayerRecord, Role
+from league.records import PlayerKind, PlayerRecord
 
 
 class NoEvalPair(ValueError):

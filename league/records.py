@@ -11,21 +11,13 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.players import Role
+
 
 class PlayerKind(StrEnum):
     LEARNER = "learner"
     SNAPSHOT = "snapshot"
     BUILTIN = "builtin"
-
-
-class Role(StrEnum):
-    """What a LEARNER lineage is for (AlphaStar's league); frozen players inherit their
-    lineage's role. Builtins have none (""): they are nobody's learner."""
-
-    MAIN = "main"  # the agent the job is for: self-play plus PFSP over the whole league
-    MAIN_EXPLOITER = "main_exploiter"  # beats the current main agents; reset after snapshot
-    LEAGUE_EXPLOITER = "league_exploiter"  # PFSP over everyone frozen; finds league-wide holes
-    NONE = ""
 
 
 class Outcome(StrEnum):
@@ -45,10 +37,6 @@ FROZEN_KINDS = frozenset({PlayerKind.SNAPSHOT, PlayerKind.BUILTIN})
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Match ids travel in logs, Redis keys and URLs, so they stay in a safe alphabet.
 _MATCH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
-
-def snapshot_id(lineage: str, version: int) -> str:
-    return f"{lineage}@v{version}"
 
 
 def name_problem(name: str) -> str | None:

@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from core.players import Role
 from league import league_pb2 as pb
 from league.openskill_ratings import SkillRating
-from league.records import MatchKind, Outcome, PlayerKind, PlayerRecord, Role
+from league.records import MatchKind, Outcome, PlayerKind, PlayerRecord
 from league.reports import HistoryReport
 from league.standings import Standing
 from league.store import StoreError

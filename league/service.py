@@ -14,6 +14,7 @@ from dataclasses import asdict
 
 import grpc
 
+from core.players import Role, snapshot_id
 from league import league_pb2 as pb
 from league import league_pb2_grpc
 from league.matchmaking import Matchmaker, NoEvalPair, NoOpponent
@@ -26,10 +27,8 @@ from league.records import (
     PlayerKind,
     PlayerRecord,
     ResultRecord,
-    Role,
     match_id_problem,
     name_problem,
-    snapshot_id,
 )
 from league.rpc import (
     KIND_FROM_PB,

@@ -22,16 +22,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.players import Role
 from league.ratings import Tally
-from league.records import (
-    FROZEN_KINDS,
-    MatchKind,
-    Outcome,
-    PlayerKind,
-    PlayerRecord,
-    ResultRecord,
-    Role,
-)
+from league.records import FROZEN_KINDS, MatchKind, Outcome, PlayerKind, PlayerRecord, ResultRecord
 
 SCHEMA_VERSION = 1
 

@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cluster.codec import ChunkSpec, CodecError, TrajectoryChunk, decode_chunk, encode_weights
-from cluster.config import JobConfig
-from cluster.nets import build_net
-from cluster.streams import TrajectoryStream
-from cluster.weights import WeightStore
-from league.client import LeagueClient
-from learner.checkpoint import atomic_write, checkpoint_name, load_checkpoint, save_checkpoint
+from core.checkpoints import atomic_write, load_checkpoint, save_checkpoint
+from core.codec import ChunkSpec, CodecError, TrajectoryChunk, decode_chunk, encode_weights
+from core.config import JobConfig
+from core.league_protocol import LearnerLeague
+from core.nets import build_net
+from core.players import snapshot_id
 from learner.ppo_vtrace import Batch, update
+from transport.streams import TrajectoryStream
+from transport.weights import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Learner:
         run_dir: Path,
         stream: TrajectoryStream,
         weights: WeightStore,
-        league: LeagueClient,
+        league: LearnerLeague,
         obs_dim: int,
         num_actions: int,
         resume: bool = False,
@@ -105,7 +106,7 @@ class Learner:
         )
         self.consumer = f"learner-{socket.gethostname()}"
         self.counters = LearnerCounters()
-        self.checkpoint_path = run_dir / "checkpoints" / checkpoint_name(config, self.player)
+        self.checkpoint_path = run_dir / "checkpoints" / config.names().checkpoint_file(self.player)
         if resume:
             meta = load_checkpoint(self.checkpoint_path, self.net, self.optimizer)
             self.counters = LearnerCounters(**meta["counters"])
@@ -168,7 +169,8 @@ class Learner:
         self.weights.pin(self.player, version)
         data = self.weights.get(self.player, version)
         if data is not None:
-            atomic_write(self.run_dir / "snapshots" / f"{self.player}@v{version}.safetensors", data)
+            name = snapshot_id(self.player, version)
+            atomic_write(self.run_dir / "snapshots" / f"{name}.safetensors", data)
         player_id = self.league.register_snapshot(self.player, version)
         self.counters.last_snapshot_version = version
         return player_id
@@ -309,8 +311,8 @@ class Learner:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            teams = self.config.env.teams
-            self._writer = SummaryWriter(str(self.run_dir / "tb" / (self.player if teams else "")))
+            folder = self.config.names().tensorboard_dir(self.player)
+            self._writer = SummaryWriter(str(self.run_dir / "tb" / folder))
         step = self.counters.steps_trained
         for key, value in stats.items():
             self._writer.add_scalar(key, value, step)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from ray.rllib.algorithms.impala.torch.vtrace_torch_v2 import vtrace_torch
 
-from cluster.config import AlgorithmConfig
-from cluster.nets import PolicyValueNet, log_prob_entropy
+from core.config import AlgorithmConfig
+from core.nets import PolicyValueNet, log_prob_entropy
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from cluster.redis import EmbeddedRedis, RedisEndpoint
+from transport.redis import EmbeddedRedis, RedisEndpoint
 
 
 @pytest.fixture(scope="session")

@@ -15,18 +15,18 @@ import torch
 
 from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
-from actors.ray_actor import RolloutActor
 from actors.rollout import RolloutWorker
 from benchmarks import cpu_accounting, latency, league_rpc, throughput
 from benchmarks import learner as learner_bench
-from cluster.config import load_config, parse_config
-from cluster.streams import TrajectoryStream
-from cluster.weights import WeightStore
+from cluster.learner_actor import LearnerActor
+from cluster.rollout_actor import RolloutActor
+from core.config import load_config, parse_config
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
 from league.server import LeagueServer, LeagueSettings
 from learner.learner import Learner
-from learner.ray_learner import LearnerActor
+from transport.streams import TrajectoryStream
+from transport.weights import WeightStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"

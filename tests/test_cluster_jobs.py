@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from cluster.streams import every_chunk_accounted_for
 from tests.waiting import wait_until
+from transport.streams import every_chunk_accounted_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

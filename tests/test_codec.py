@@ -11,7 +11,7 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 
-from cluster.codec import (
+from core.codec import (
     SCHEMA_VERSION,
     ChunkSpec,
     CodecError,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from cluster.config import ConfigError, dump_config, load_config, parse_config
+from core.config import ConfigError, dump_config, load_config, parse_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "connect_four.yaml"
 

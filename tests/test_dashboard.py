@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from cluster.config import ConfigError, parse_config
 from cluster.status import STATUS_FILE, build_status, history_entry, read_status, write_status
+from core.config import ConfigError, parse_config
 from league.client import LeagueClient
 from league.dashboard import Dashboard
 from league.history import rating_history

@@ -512,8 +512,8 @@ def test_rayjob_entrypoint_is_a_valid_selfplay_run() -> None:
     from typer.main import get_command
 
     from cluster.cli import app
-    from cluster.config import load_config
-    from cluster.redis import parse_redis_url
+    from core.config import load_config
+    from transport.redis import parse_redis_url
 
     job = load_one(KUBERAY / "rayjob.yaml")
     head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
@@ -560,7 +560,7 @@ def duration_seconds(text: str) -> float:
 
 
 def test_prometheus_config() -> None:
-    from cluster.config import DashboardConfig
+    from core.config import DashboardConfig
 
     path = DEPLOY / "prometheus.yml"
     config = yaml.safe_load(path.read_text())

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cluster.streams import every_chunk_accounted_for
 from league.store import LeagueStore
 from tests.waiting import wait_until
+from transport.streams import every_chunk_accounted_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "connect_four.yaml"

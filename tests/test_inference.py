@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from actors.inference import NumpyMlpPolicy, TorchPolicy, inference_policy
-from cluster.config import ModelConfig
-from cluster.nets import build_net, log_prob
+from core.config import ModelConfig
+from core.nets import build_net, log_prob
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cluster.config import AlgorithmConfig, ModelConfig
-from cluster.nets import build_net
-from learner.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from core.config import AlgorithmConfig, ModelConfig
+from core.nets import build_net
 from learner.ppo_vtrace import Batch, update
 
 T, B, OBS, A = 8, 16, 5, 3

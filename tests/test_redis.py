@@ -14,14 +14,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cluster.redis import (
+from tests.waiting import wait_until
+from transport.redis import (
     EmbeddedRedis,
     RedisEndpoint,
     RedisUnavailable,
     connect,
     parse_redis_url,
 )
-from tests.waiting import wait_until
 
 
 def test_password_required(redis_server: RedisEndpoint) -> None:
@@ -100,7 +100,7 @@ def test_parse_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
 _OWNER = """
 import sys, time
 from pathlib import Path
-from cluster.redis import EmbeddedRedis, connect
+from transport.redis import EmbeddedRedis, connect
 server = EmbeddedRedis(Path(sys.argv[1]), password="owner-pass")
 endpoint = server.start()
 connect(endpoint).set("written", b"before the owner died")

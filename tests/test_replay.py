@@ -15,11 +15,11 @@ from test_end_to_end import selfplay
 from test_rollout_learner import TOKEN, make_parts, tiny_config, train_until_starved
 
 from actors.replay import HOLD_SECONDS
-from cluster.config import dump_config, load_config
-from cluster.redis import RedisEndpoint
+from core.config import dump_config, load_config
 from envs.headless_gl import unavailable, use_headless_gl
 from league.client import LeagueClient
 from league.server import LeagueServer, LeagueSettings
+from transport.redis import RedisEndpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 EPISODE_STEPS = 40  # the run's env.kwargs.max_steps: short episodes, cheap videos

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from cluster.config import load_config
+from core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,15 +16,15 @@ from actors.evaluation import evaluate
 from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.rollout import RolloutWorker
-from cluster.codec import ChunkSpec, decode_chunk
-from cluster.config import JobConfig, parse_config
-from cluster.streams import TrajectoryStream, every_chunk_accounted_for
-from cluster.weights import WeightStore
+from core.codec import ChunkSpec, decode_chunk
+from core.config import JobConfig, parse_config
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
 from league.server import LeagueServer, LeagueSettings
 from league.store import LeagueStore
 from learner.learner import Learner
+from transport.streams import TrajectoryStream, every_chunk_accounted_for
+from transport.weights import WeightStore
 
 TOKEN = "test-token"
 

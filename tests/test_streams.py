@@ -7,8 +7,8 @@ import threading
 import pytest
 import redis
 
-from cluster.redis import RedisEndpoint
-from cluster.streams import BackPressureTimeout, TrajectoryStream, every_chunk_accounted_for
+from transport.redis import RedisEndpoint
+from transport.streams import BackPressureTimeout, TrajectoryStream, every_chunk_accounted_for
 
 
 @pytest.fixture

@@ -16,16 +16,16 @@ from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.rollout import RolloutWorker
 from actors.vector_rollout import VectorRolloutWorker, make_rollout_worker, vector_factory
-from cluster.codec import ChunkSpec, TrajectoryChunk, decode_chunk
-from cluster.config import JobConfig, parse_config
-from cluster.streams import TrajectoryStream
-from cluster.weights import WeightStore
+from core.codec import ChunkSpec, TrajectoryChunk, decode_chunk
+from core.config import JobConfig, parse_config
 from envs.pettingzoo_adapter import Game
 from envs.sumo.vector import SumoVector
 from league.client import LeagueClient
 from league.server import LeagueServer, LeagueSettings
 from league.store import LeagueStore
 from learner.learner import Learner
+from transport.streams import TrajectoryStream
+from transport.weights import WeightStore
 
 TOKEN = "test-token"
 ENV_KWARGS = {"bodies": ["disc", "disc"], "max_steps": 30, "shaping_steps": 500}

@@ -8,8 +8,8 @@ import pytest
 import redis
 import torch
 
-from cluster.codec import decode_weights, encode_weights
-from cluster.weights import VersionConflict, WeightStore
+from core.codec import decode_weights, encode_weights
+from transport.weights import VersionConflict, WeightStore
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import ray
 
-from cluster.config import JobConfig
-from cluster.redis import RedisEndpoint, connect
-from cluster.streams import TrajectoryStream
-from cluster.weights import WeightStore
+from core.config import JobConfig
 from league.client import LeagueClient
 from learner.learner import Learner
+from transport.redis import RedisEndpoint, connect
+from transport.streams import TrajectoryStream
+from transport.weights import WeightStore
 
 
 @ray.remote(max_concurrency=2)

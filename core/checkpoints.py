@@ -17,18 +17,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from cluster.config import JobConfig
-
-CHECKPOINT_NAME = "learner.safetensors"
-
-
-def checkpoint_name(config: JobConfig, lineage: str) -> str:
-    """One checkpoint per learner: "learner-{lineage}.safetensors", except the main agent of
-    a single-team job, whose name predates teams and exploiters."""
-    if config.env.teams or lineage != config.league.learner_player:
-        return f"learner-{lineage}.safetensors"
-    return CHECKPOINT_NAME
-
 
 class CheckpointError(RuntimeError):
     pass

@@ -12,7 +12,7 @@ import time
 
 import redis
 
-from cluster.redis import check_key_part, require_binary_client
+from transport.redis import check_key_part, require_binary_client
 
 # One script per change so a version number, its bytes, the keep window and the
 # announcement can never disagree, whatever runs concurrently.

@@ -1,7 +1,7 @@
 """The policy/value network, shared by actors (batched CPU inference) and the learner.
 
-It lives in `cluster` because both sides must build the identical module to exchange
-weights as plain safetensors state dicts.
+It lives in `core`, the floor both import, because both sides must build the identical
+module to exchange weights as plain safetensors state dicts.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cluster.config import ModelConfig
+from core.config import ModelConfig
 
 # Illegal actions get this logit instead of -inf so that every float that crosses the
 # wire stays finite (the codec rejects non-finite values).

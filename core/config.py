@@ -15,7 +15,7 @@ from typing import Any, Literal, NamedTuple
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from league.records import Role
+from core.players import LineageNames, Role
 
 
 class ConfigError(ValueError):
@@ -279,12 +279,13 @@ class JobConfig(_Section):
             return dict(self.env.teams)
         return {self.league.learner_player: ("",)}  # "" is a prefix of every agent id
 
+    def names(self) -> LineageNames:
+        """Where each lineage keeps its stream, checkpoint and TensorBoard scalars."""
+        return LineageNames(self.job, self.league.learner_player, bool(self.env.teams))
+
     def stream_name(self, lineage: str) -> str:
-        """The trajectory stream (and chunk job field) a lineage's learner consumes; a
-        single-team job's main agent keeps the job's name."""
-        if self.env.teams or lineage != self.league.learner_player:
-            return f"{self.job}-{lineage}"
-        return self.job
+        """The trajectory stream (and chunk job field) a lineage's learner consumes."""
+        return self.names().stream(lineage)
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

@@ -1,5 +1,5 @@
 """The embedded redis-server's process lifetime: it dies with its owner, and a server
-left serving a data dir is found and stopped (cluster/redis.py `EmbeddedRedis`)."""
+left serving a data dir is found and stopped (transport/redis.py `EmbeddedRedis`)."""
 
 from __future__ import annotations
 

