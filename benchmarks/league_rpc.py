@@ -27,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.config import LeagueSettings
 from league.client import LeagueClient, ResultReport
-from league.server import LeagueServer, LeagueSettings
+from league.server import LeagueServer
 
 
 def _cpu_s(who: int) -> float:

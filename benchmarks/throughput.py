@@ -112,9 +112,10 @@ def actors_only_rate(config: JobConfig, seconds: float) -> float:
     from actors.policies import PolicyPool
     from actors.vector_rollout import make_rollout_worker
     from core.codec import encode_weights
+    from core.config import LeagueSettings
     from core.nets import build_net
     from league.client import LeagueClient
-    from league.server import LeagueServer, LeagueSettings
+    from league.server import LeagueServer
     from transport.redis import EmbeddedRedis, connect
     from transport.streams import TrajectoryStream
     from transport.weights import WeightStore

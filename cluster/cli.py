@@ -100,7 +100,7 @@ def run(
             ray_address=ray_address,
             control=control,
         )
-    except (RunError, RedisUnavailable) as exc:
+    except (RunError, RedisUnavailable, ConfigError) as exc:
         raise _fail(str(exc)) from None
     print(
         json.dumps(
@@ -273,8 +273,16 @@ def dashboard(
 
 @config_app.command("show")
 def config_show(config: Path, set_: SetOption = None) -> None:
-    """Print the resolved config (defaults filled in, overrides applied)."""
-    sys.stdout.write(dump_config(_load(config, set_)))
+    """Print the resolved config (defaults filled in, overrides applied), after the checks
+    `selfplay run` makes before it starts."""
+    from cluster.checks import check_job
+
+    cfg = _load(config, set_)
+    try:
+        check_job(cfg)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(dump_config(cfg))
 
 
 # After `run` and the others, so `selfplay --help` lists the local commands first.

@@ -73,10 +73,11 @@ def submit(
     ] = None,
 ) -> None:
     """Submit CONFIG as a Ray job on a cluster; prints the job id."""
+    from cluster.checks import check_job
     from core.config import ConfigError, load_config
 
     try:
-        load_config(config, list(set_ or []))  # bad configs fail here, not on the cluster
+        check_job(load_config(config, list(set_ or [])))  # bad configs fail here, not there
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     if actors is not None and actors < 0:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from actors.scripted import scripted_problem
+from cluster.checks import check_job
 from cluster.control import create_control
 from cluster.fleet import ActorFleet
 from cluster.run_dir import prepare_run_dir, run_dir_lock
@@ -71,7 +71,7 @@ def league_for_run(
     """The league's address and token. `on_cluster`: actors on other nodes must reach it,
     so a loopback `league.host` binds all interfaces instead and the address handed to
     actors is this node's IP (the token guards it; league TLS is optional)."""
-    from league.server import LeagueServer, LeagueSettings
+    from league.server import LeagueServer
 
     if config.league.address:
         if config.dashboard.enabled:
@@ -82,16 +82,7 @@ def league_for_run(
         yield config.league.address, os.environ.get("SELFPLAY_LEAGUE_TOKEN")
         return
     token = os.environ.get("SELFPLAY_LEAGUE_TOKEN") or secrets.token_urlsafe(24)
-    settings = LeagueSettings(
-        self_play_fraction=config.league.self_play_fraction,
-        builtin_fraction=config.league.builtin_fraction,
-        seed=config.algorithm.seed,
-        builtins=config.league.builtins,
-        opponent_sampling=config.league.opponent_sampling,
-        builtin_sampling=config.league.builtin_sampling,
-        pfsp_exponent=config.league.pfsp_exponent,
-        draw_score=config.league.draw_score,
-    )
+    settings = config.league_settings()
     host = config.league.host
     advertise = None
     if on_cluster and host in ("127.0.0.1", "localhost"):
@@ -135,6 +126,7 @@ def dashboard_for_run(
             port=port,
             opponent_samples=opponent_samples,
             title=run_dir.name,
+            payoff_decay=config.league.payoff_decay,
         )
 
     dashboard = make(cfg.port)
@@ -249,13 +241,9 @@ def _run_locked(
     from cluster.learner_actor import LearnerActor
     from cluster.rollout_actor import RolloutActor
 
+    check_job(config)
     prepare_run_dir(run_dir, config, resume)
     teams = Game(config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()).teams
-    for name in config.league.builtins:
-        for spec in teams.values():
-            problem = None if name == "random" else scripted_problem(name, config.env.name, spec)
-            if problem:
-                raise RunError(f"league.builtins: {problem}")
     # One learner per team (team games), or the main agent and its exploiters.
     learning = config.learners()
     n_actors = config.actors.num_actors

@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -248,38 +248,17 @@ def league_serve(
     port: int = 50051,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
-    # Matchmaking options: None leaves LeagueSettings' own default (in the help), so
-    # the two can never drift apart; LeagueSettings also does the validation.
-    builtins: Annotated[
-        str | None,
-        typer.Option(help="comma-separated builtin players, must include random (default: random)"),
+    config: Annotated[
+        Path | None,
+        typer.Option(help="a job config whose league section sets the matchmaking"),
     ] = None,
-    opponent_sampling: Annotated[
-        str | None, typer.Option(help="uniform | pfsp_hard | pfsp_var | five (default: uniform)")
-    ] = None,
-    builtin_sampling: Annotated[
-        str | None,
-        typer.Option(help="how builtin_fraction games pick among builtins (default: as above)"),
-    ] = None,
-    pfsp_exponent: Annotated[
-        float | None, typer.Option(help="p of pfsp_hard's (1 - x)^p, > 0 (default: 2.0)")
-    ] = None,
-    self_play_fraction: Annotated[
-        float | None, typer.Option(help="share of training games vs the latest self (default: 0.5)")
-    ] = None,
-    builtin_fraction: Annotated[
-        float | None, typer.Option(help="share of training games vs builtins only (default: 0.0)")
-    ] = None,
-    payoff_decay: Annotated[
-        float | None,
-        typer.Option(help="win-rate recency decay per game, in (0, 1] (default: 0.99)"),
-    ] = None,
-    draw_score: Annotated[
-        float | None,
-        typer.Option(help="a draw's score in the win rates PFSP reads, in [0, 1] (default: 0.5)"),
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="matchmaking RNG seed (default: unseeded)")
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="league.KEY=VALUE, a matchmaking setting as in a job config "
+            "(league.opponent_sampling=pfsp_hard, league.builtins=[random,charge], league.seed=4)",
+        ),
     ] = None,
     dashboard_port: Annotated[
         int | None,
@@ -289,31 +268,18 @@ def league_serve(
         str, typer.Option(help="the dashboard's address (read-only, no login)")
     ] = "127.0.0.1",
 ) -> None:
-    """Run the league service (token from SELFPLAY_LEAGUE_TOKEN)."""
-    from league.server import LeagueServer, LeagueSettings
+    """Run the league service (token from SELFPLAY_LEAGUE_TOKEN). Its matchmaking settings
+    are a job config's league.* keys (core/config.py LeagueSettings), from --config and
+    --set."""
+    from core.config import ConfigError, load_league_settings
+    from league.server import LeagueServer
     from league.store import StoreError
 
     token = os.environ.get("SELFPLAY_LEAGUE_TOKEN")
     if not token:
         raise _fail("set SELFPLAY_LEAGUE_TOKEN: the league refuses to run without a token")
-    options: dict[str, Any] = {
-        "opponent_sampling": opponent_sampling,
-        "builtin_sampling": builtin_sampling,
-        "pfsp_exponent": pfsp_exponent,
-        "self_play_fraction": self_play_fraction,
-        "builtin_fraction": builtin_fraction,
-        "payoff_decay": payoff_decay,
-        "draw_score": draw_score,
-        "seed": seed,
-    }
-    if builtins is not None:
-        names = tuple(b.strip() for b in builtins.split(",") if b.strip())
-        anchor = LeagueSettings().anchor
-        if anchor not in names:
-            raise _fail(f"--builtins must include {anchor!r} (the rating anchor), got {builtins!r}")
-        options["builtins"] = names
     try:
-        settings = LeagueSettings(**{k: v for k, v in options.items() if v is not None})
+        settings = load_league_settings(config, list(set_ or []))
         server = LeagueServer(
             db,
             host=host,
@@ -324,7 +290,7 @@ def league_serve(
             tls_key=tls_key,
         )
         server.start()
-    except (ValueError, OSError, StoreError) as exc:
+    except (ConfigError, ValueError, OSError, StoreError) as exc:
         raise _fail(str(exc)) from None
     print(f"league serving on {server.address} (db {db})", file=sys.stderr)
     dashboard = None
@@ -335,7 +301,6 @@ def league_serve(
             db,
             host=dashboard_host,
             port=dashboard_port,
-            anchor=settings.anchor,
             opponent_samples=server.opponent_samples,
             title=db.stem,
             payoff_decay=settings.payoff_decay,

@@ -15,7 +15,7 @@ from typing import Any, Literal, NamedTuple
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.players import LineageNames, Role
+from core.players import RANDOM, LineageNames, Role, name_problem
 
 
 class ConfigError(ValueError):
@@ -140,65 +140,79 @@ class ActorsConfig(_Section):
     vector_env: bool = True
 
 
-class LeagueConfig(_Section):
-    learner_player: str = "main"
-    # Share of training games against the latest self; the rest go uniformly to
-    # frozen players (past snapshots and the random anchor).
+class LeagueSettings(_Section):
+    """How the league service matches and rates players (league/service.py): a job's
+    `league` section holds these and the job's own league fields (LeagueConfig below);
+    `selfplay league serve` takes these alone. Names of sampling rules and builtins are
+    checked against the league's and the envs' registries when a job or a league starts
+    (cluster/checks.py, league/sampling.py), since this floor cannot see them."""
+
+    # Share of training games against the latest self; the rest go to frozen players
+    # (past snapshots and the builtins).
     self_play_fraction: float = Field(0.5, ge=0.0, le=1.0)
     # Share of training games against the builtins alone (drawn among them like below):
     # a floor that does not shrink as snapshots pile up. Self-play plus this is at most 1.
     builtin_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    # Players the league always has besides the learners' snapshots: "random" (uniform
+    # legal moves, the Elo anchor at 0) and scripted bots (envs/bots.py: "tactical",
+    # "still"; envs/sumo: "charge"). Learners train and are rated against them.
+    builtins: tuple[str, ...] = (RANDOM,)
+    # How the non-self-play games pick among frozen players: a rule of
+    # league/sampling.py: "uniform" (Bansal et al.), PFSP on the learner's recent win rate
+    # x (AlphaStar: "pfsp_hard" (1 - x)^pfsp_exponent, "pfsp_var" x (1 - x)), or OpenAI
+    # Five's quality scores ("five"; Five paired it with self_play_fraction 0.8).
+    opponent_sampling: str = Field("uniform", pattern=r"^[a-z0-9_]{1,32}$")
+    # How the builtin_fraction games pick among the builtins; None: as opponent_sampling.
+    # "uniform" keeps every builtin in play (pfsp_hard starved the one the learner beat,
+    # and it forgot how: BENCHMARKS.md, sumo bug run 10).
+    builtin_sampling: str | None = Field(None, pattern=r"^[a-z0-9_]{1,32}$")
+    pfsp_exponent: float = Field(2.0, gt=0.0)
+    # A draw's score in the win rates PFSP reads, for both sides: 0 where the env pays a
+    # draw like a loss (BENCHMARKS.md, sumo bug run 19).
+    draw_score: float = Field(0.5, ge=0.0, le=1.0)
+    # Recency decay per newer game of a pair in those win rates (league/payoff.py).
+    payoff_decay: float = Field(0.99, gt=0.0, le=1.0)
+    # The matchmaker's random seed; None: a job's algorithm.seed, a standalone league's
+    # own draw.
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _fractions_and_anchor(self) -> LeagueSettings:
+        if self.self_play_fraction + self.builtin_fraction > 1.0:
+            raise ValueError(
+                "self_play_fraction + builtin_fraction must be at most 1, got "
+                f"{self.self_play_fraction} + {self.builtin_fraction}"
+            )
+        if RANDOM not in self.builtins:
+            raise ValueError(f"builtins must include {RANDOM!r} (the rating anchor)")
+        for name in self.builtins:
+            problem = name_problem(name)
+            if problem:
+                raise ValueError(f"builtins: {problem}")
+        return self
+
+
+class LeagueConfig(LeagueSettings):
+    learner_player: str = "main"
     # Freeze a snapshot every N published versions, or earlier (after N/10) once the
     # lineage beats every opponent its role cares about by more than 70% (AlphaStar).
     snapshot_every_versions: int = Field(25, ge=1)
-    # AlphaStar's exploiters, each one more learner in the job (same game, own stream,
-    # checkpoint and snapshots; league/matchmaking.py has their rules): main exploiters
-    # ("main_exploiter1", ...) train against the main agent's latest weights and restart
-    # from their seed after each snapshot; league exploiters ("league_exploiter1", ...)
-    # train by PFSP against every frozen player. Their snapshots join the main agent's
-    # pool, so it learns to beat what beat it. Actors share their games equally among
-    # all learners. Not for team games (env.teams).
+    # AlphaStar's exploiters, each one more learner (own stream, checkpoint, snapshots;
+    # league/matchmaking.py): main exploiters train against the main agent's latest
+    # weights and restart after each snapshot; league exploiters train by PFSP against
+    # every frozen player. Not for team games (env.teams).
     main_exploiters: int = Field(0, ge=0, le=8)
     league_exploiters: int = Field(0, ge=0, le=8)
     # Share of episodes played between two frozen players, purely to rate them.
     eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    # Players the league always has besides the learners' snapshots: "random" (uniform
-    # legal moves, the Elo anchor at 0) and scripted bots ("tactical": two-ply search for
-    # turn-based games; "charge": sumo disc that pushes straight at you; "still": zero
-    # actions, for continuous-action games). Learners train against them like against
-    # snapshots, and they get ratings that mean something.
-    builtins: tuple[Literal["random", "tactical", "charge", "still"], ...] = ("random",)
-    # How the non-self-play games pick among frozen players: "uniform" (Bansal et al.),
-    # or prioritized fictitious self-play (AlphaStar) on the learner's recent win rate x
-    # against each: "pfsp_hard" weighs (1 - x)^pfsp_exponent (train on what beats you),
-    # "pfsp_var" x (1 - x) (train on what is even); or OpenAI Five's "five": softmax over
-    # quality scores that drop each time the learner beats a player (league/quality.py;
-    # Five paired it with self_play_fraction 0.8).
-    opponent_sampling: Literal["uniform", "pfsp_hard", "pfsp_var", "five"] = "uniform"
-    # How the builtin_fraction games pick among the builtins; None: as opponent_sampling.
-    # "uniform" keeps every builtin in play: pfsp_hard starves the one the learner beats,
-    # and it forgets how (sumo bug, BENCHMARKS.md run 10).
-    builtin_sampling: Literal["uniform", "pfsp_hard", "pfsp_var", "five"] | None = None
-    pfsp_exponent: float = Field(2.0, gt=0.0)
-    # What a draw counts in the win rates PFSP reads (for both sides): 1/2, or 0 where the
-    # env pays a draw like a loss (sumo's draw_reward -1). At 1/2 an opponent the learner
-    # only draws with looked three-quarters beaten, and PFSP turned away from it (sumo bug,
-    # BENCHMARKS.md run 19).
-    draw_score: float = Field(0.5, ge=0.0, le=1.0)
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
     # External league service ("host:port"); None = start one in-process.
     address: str | None = None
 
-    @model_validator(mode="after")
-    def _random_anchors(self) -> LeagueConfig:
-        if self.self_play_fraction + self.builtin_fraction > 1.0:
-            raise ValueError(
-                "league.self_play_fraction + league.builtin_fraction must be at most 1"
-            )
-        if "random" not in self.builtins:
-            raise ValueError("league.builtins must include 'random' (the rating anchor)")
-        return self
+    def settings(self) -> LeagueSettings:
+        """The league service's part of this section."""
+        return LeagueSettings(**{name: getattr(self, name) for name in LeagueSettings.model_fields})
 
 
 class TransportConfig(_Section):
@@ -279,6 +293,14 @@ class JobConfig(_Section):
             return dict(self.env.teams)
         return {self.league.learner_player: ("",)}  # "" is a prefix of every agent id
 
+    def league_settings(self) -> LeagueSettings:
+        """The in-process league's settings, seeded by algorithm.seed unless league.seed
+        says otherwise."""
+        settings = self.league.settings()
+        if settings.seed is None:
+            settings = settings.model_copy(update={"seed": self.algorithm.seed})
+        return settings
+
     def names(self) -> LineageNames:
         """Where each lineage keeps its stream, checkpoint and TensorBoard scalars."""
         return LineageNames(self.job, self.league.learner_player, bool(self.env.teams))
@@ -288,9 +310,9 @@ class JobConfig(_Section):
         return self.names().stream(lineage)
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
+def _format_validation_error(err: ValidationError, source: str, prefix: str = "") -> str:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    key = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "") or "(top level)"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -351,6 +373,23 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConf
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     return parse_config(data, overrides, source=str(path))
+
+
+def load_league_settings(path: str | Path | None, overrides: list[str]) -> LeagueSettings:
+    """A standalone league's settings (`selfplay league serve`): the league section of
+    the job config at `path`, if given, with `--set league.KEY=VALUE` overrides."""
+    league: dict[str, Any] = {}
+    if path is not None:
+        league = dict(load_config(path).league.settings().model_dump(exclude={"seed"}))
+    data = apply_overrides({"league": league}, overrides)
+    source = "--set" if path is None else str(path)
+    if set(data) != {"league"}:
+        extra = sorted(set(data) - {"league"})
+        raise ConfigError(f"{source}: {extra[0]}: a league takes league.* settings only")
+    try:
+        return LeagueSettings.model_validate(data["league"])
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source, prefix="league")) from None
 
 
 def dump_config(config: JobConfig) -> str:

@@ -24,7 +24,22 @@ class Role(StrEnum):
     NONE = ""
 
 
+# The uniform-random player: every league has it, and it anchors Elo at 0.
+RANDOM = "random"
+
+# Registered names exclude "@", so a name can never collide with a snapshot id.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SNAPSHOT_RE = re.compile(r"(.+)@v(\d+)")
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a player name (a learner's or a builtin's), or None."""
+    if _NAME_RE.fullmatch(name):
+        return None
+    return (
+        f"invalid player name {name!r}: use 1-64 characters of [A-Za-z0-9_.-], "
+        "starting with a letter or digit"
+    )
 
 
 def snapshot_id(lineage: str, version: int) -> str:

@@ -13,7 +13,7 @@ service's memory: pass `opponent_samples` (LeagueServer.opponent_samples) when t
 dashboard runs in the league's process.
 
 This module is the HTTP side; the numbers come from league_view.py (the database) and
-job_status.py (status.json), and prometheus.py renders /metrics.
+job_status.py (status.json), and prometheus_client renders /metrics (prometheus.py).
 
 Routes (GET or HEAD; anything else is 404, or 400 for a bad query):
 
@@ -25,7 +25,7 @@ Routes (GET or HEAD; anything else is 404, or 400 for a bad query):
 | `/api/payoff?players=a,b` | decayed win rates between players (payoff.py) |
 | `/api/matches` | results per time bucket and the recent rate |
 | `/api/status` | the job's status.json, its age |
-| `/metrics` | Prometheus text exposition format 0.0.4 |
+| `/metrics` | Prometheus text exposition format 0.0.4 (prometheus_client) |
 
 `players` is a comma-separated list; without it the default selection is used (the
 builtins plus the latest 12 snapshots), which keeps the charts readable in a long run.
@@ -56,7 +56,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from league.job_status import StatusReader
 from league.league_view import PAYOFF_DECAY, LeagueView
-from league.prometheus import Metric, render_metrics
+from league.prometheus import CONTENT_TYPE, Metric, MetricsEndpoint
 from league.store import StoreError
 
 __all__ = ["Dashboard"]
@@ -142,6 +142,7 @@ class _App:
         self.view = view
         self.status = status
         self.opponent_samples = opponent_samples
+        self._metrics_endpoint = MetricsEndpoint(self._metric_families)
         self.page = _PAGE_FILE.read_text().replace("__TITLE__", html.escape(title)).encode()
 
     def respond(self, target: str) -> _Response:
@@ -178,6 +179,10 @@ class _App:
         return _Response(HTTPStatus.OK, self.page, "text/html; charset=utf-8")
 
     def _metrics(self, query: Mapping[str, list[str]]) -> _Response:
+        return _Response(HTTPStatus.OK, self._metrics_endpoint.render(), CONTENT_TYPE)
+
+    def _metric_families(self) -> list[Metric]:
+        """Everything /metrics reports, read afresh for each scrape."""
         families: list[Metric] = []
         up = Metric("league_db_up", "gauge", "1 when the league database could be read.")
         try:
@@ -191,8 +196,7 @@ class _App:
         if self.opponent_samples is not None:
             families.append(_sample_metrics(self.opponent_samples()))
         families += self.status.metric_families()
-        body = render_metrics(families).encode()
-        return _Response(HTTPStatus.OK, body, "text/plain; version=0.0.4; charset=utf-8")
+        return families
 
 
 _PAGE_CSP = (

@@ -31,9 +31,11 @@ import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
+from core.config import LeagueSettings
 from core.players import Role
 from league.quality import QualityScores
 from league.records import PlayerKind, PlayerRecord
+from league.sampling import SamplingRule, sampling_rule
 
 
 class NoEvalPair(ValueError):
@@ -52,61 +54,32 @@ SNAPSHOT_WIN_RATE = 0.7
 LEAGUE_EXPLOITER_RESET = 0.25
 
 
-SAMPLING = ("uniform", "pfsp_hard", "pfsp_var", "five")
-
-
-def pfsp_weight(sampling: str, win_rate: float, exponent: float = 2.0) -> float:
-    """The PFSP priority of an opponent the learner beats with probability `win_rate`."""
-    if sampling == "pfsp_hard":
-        return (1.0 - win_rate) ** exponent
-    if sampling == "pfsp_var":
-        return win_rate * (1.0 - win_rate)
-    if sampling in ("uniform", "five"):  # five weighs by quality scores (quality.py)
-        return 1.0
-    raise ValueError(f"unknown opponent sampling {sampling!r} (known: {', '.join(SAMPLING)})")
-
-
-def check_fractions(self_play_fraction: float, builtin_fraction: float) -> None:
-    """Both shares in [0, 1] and together at most 1."""
-    shares = {"self_play_fraction": self_play_fraction, "builtin_fraction": builtin_fraction}
-    for name, value in shares.items():
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
-    if self_play_fraction + builtin_fraction > 1.0:
-        raise ValueError(
-            f"self_play_fraction + builtin_fraction must be at most 1, got "
-            f"{self_play_fraction} + {builtin_fraction}"
-        )
-
-
 def _is_exploiter(player: PlayerRecord) -> bool:
     return player.role in (Role.MAIN_EXPLOITER, Role.LEAGUE_EXPLOITER)
 
 
 class Matchmaker:
-    """Thread-safe: one seeded RNG behind a lock keeps runs reproducible."""
+    """Thread-safe: one seeded RNG behind a lock keeps runs reproducible. `quality`: the
+    service's opponent quality scores, for rules that weigh by them (league/sampling.py)."""
 
-    def __init__(
-        self,
-        self_play_fraction: float = 0.5,
-        seed: int | None = None,
-        sampling: str = "uniform",
-        pfsp_exponent: float = 2.0,
-        builtin_fraction: float = 0.0,
-        builtin_sampling: str | None = None,
-    ) -> None:
-        check_fractions(self_play_fraction, builtin_fraction)
-        pfsp_weight(sampling, 0.5, pfsp_exponent)  # validates the name
-        self.self_play_fraction = self_play_fraction
-        self.builtin_fraction = builtin_fraction
+    def __init__(self, settings: LeagueSettings, quality: QualityScores | None = None) -> None:
+        self.self_play_fraction = settings.self_play_fraction
+        self.builtin_fraction = settings.builtin_fraction
+        self.rule = sampling_rule(settings.opponent_sampling)
         # How the builtin_fraction games pick among the builtins (None: like the rest).
-        self.builtin_sampling = builtin_sampling or sampling
-        pfsp_weight(self.builtin_sampling, 0.5, pfsp_exponent)
-        self.sampling, self.pfsp_exponent = sampling, pfsp_exponent
-        self._rng = random.Random(seed)
+        self.builtin_rule = sampling_rule(settings.builtin_sampling or settings.opponent_sampling)
+        if quality is None and (self.rule.uses_quality or self.builtin_rule.uses_quality):
+            raise ValueError("the sampling rules in use need the league's quality scores")
+        self.pfsp_exponent = settings.pfsp_exponent
+        self._rng = random.Random(settings.seed)
         self._lock = threading.Lock()
-        # Sampling "five": the service's opponent quality scores (quality.py).
-        self.quality: QualityScores | None = None
+        self.quality = quality
+
+    @staticmethod
+    def needs_quality(settings: LeagueSettings) -> bool:
+        """Whether either sampling rule of `settings` weighs by quality scores."""
+        names = (settings.opponent_sampling, settings.builtin_sampling)
+        return any(sampling_rule(name).uses_quality for name in names if name)
 
     def training_pool(self, lineage: str, players: Sequence[PlayerRecord]) -> list[PlayerRecord]:
         """The frozen players of `lineage` (its snapshots) plus every builtin."""
@@ -133,7 +106,7 @@ class Matchmaker:
         if learner.role == Role.LEAGUE_EXPLOITER:
             pool = [p for p in players if p.frozen]
             with self._lock:
-                return self._draw(learner, pool, win_rate, self.sampling)
+                return self._draw(learner, pool, win_rate, self.rule)
         lineage = opponent_lineage or learner.id
         pool = self.main_pool(learner, players, opponent_lineage)
         with self._lock:
@@ -143,8 +116,8 @@ class Matchmaker:
                 return lineage
             builtins = [p for p in pool if p.kind == PlayerKind.BUILTIN]
             if builtins and draw < self.self_play_fraction + self.builtin_fraction:
-                return self._draw(learner, builtins, win_rate, self.builtin_sampling)
-            return self._draw(learner, pool, win_rate, self.sampling)
+                return self._draw(learner, builtins, win_rate, self.builtin_rule)
+            return self._draw(learner, pool, win_rate, self.rule)
 
     def training_opponents(
         self,
@@ -168,9 +141,9 @@ class Matchmaker:
         split = self.self_play_fraction + self.builtin_fraction
         with self._lock:
             if pool:
-                pool_weights = self._weights(learner, pool, win_rate, self.sampling)
+                pool_weights = self._weights(learner, pool, win_rate, self.rule)
             if builtins:
-                builtin_weights = self._weights(learner, builtins, win_rate, self.builtin_sampling)
+                builtin_weights = self._weights(learner, builtins, win_rate, self.builtin_rule)
             picks = []
             for _ in range(count):
                 draw = self._rng.random()
@@ -213,19 +186,19 @@ class Matchmaker:
             ]
             if not snapshots:
                 return target.id
-            return self._draw(learner, snapshots, win_rate, "pfsp_var")
+            return self._draw(learner, snapshots, win_rate, sampling_rule("pfsp_var"))
 
     def _draw(
         self,
         learner: PlayerRecord,
         pool: Sequence[PlayerRecord],
         win_rate: Callable[[str, str], float] | None,
-        sampling: str,
+        rule: SamplingRule,
     ) -> str:
-        """One of `pool` by `sampling`'s weights; the caller holds the lock."""
+        """One of `pool` by `rule`'s weights; the caller holds the lock."""
         if not pool:
             raise NoOpponent(f"{learner.id!r}: nobody frozen to play yet")
-        weights = self._weights(learner, pool, win_rate, sampling)
+        weights = self._weights(learner, pool, win_rate, rule)
         return self._rng.choices(pool, weights=weights)[0].id
 
     def _weights(
@@ -233,21 +206,13 @@ class Matchmaker:
         learner: PlayerRecord,
         pool: Sequence[PlayerRecord],
         win_rate: Callable[[str, str], float] | None,
-        sampling: str,
+        rule: SamplingRule,
     ) -> list[float]:
-        """`sampling`'s weight of each of `pool` (non-empty); the caller holds the lock."""
-        if sampling == "five" and self.quality is not None:
-            weights = self.quality.probabilities([p.id for p in pool])
-        elif win_rate is None or sampling in ("uniform", "five"):
-            weights = [1.0] * len(pool)
-        else:
-            weights = [
-                pfsp_weight(sampling, win_rate(learner.id, p.id), self.pfsp_exponent) for p in pool
-            ]
-            # Everyone beaten (or all even under f_var's zeros): fall back to uniform.
-            if sum(weights) <= 0.0:
-                weights = [1.0] * len(pool)
-        return weights
+        """`rule`'s weight of each of `pool` (non-empty); the caller holds the lock."""
+        rates = None
+        if win_rate is not None:
+            rates = lambda: [win_rate(learner.id, p.id) for p in pool]  # noqa: E731
+        return rule.weights([p.id for p in pool], rates, self.quality, self.pfsp_exponent)
 
     def reset_after_snapshot(self, learner: PlayerRecord) -> bool:
         """AlphaStar: main exploiters always restart from their seed weights after a

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from league.records import Outcome, PlayerRecord, ResultRecord
 
 LEARNING_RATE = 0.01  # Five's eta
+_MIN_PROBABILITY = 1e-9
 
 
 class QualityScores:
@@ -52,7 +53,9 @@ class QualityScores:
             return
         with self._lock:
             probs = _softmax([self._q.get(p, 0.0) for p in pool])
-            p = probs[list(pool).index(opponent)]
+            # A player beaten while it was still likely, reported after it became unlikely
+            # (prefetched matches), can reach p = 0 in floating point: keep the step finite.
+            p = max(probs[list(pool).index(opponent)], _MIN_PROBABILITY)
             self._q[opponent] = self._q.get(opponent, 0.0) - self.learning_rate / (len(pool) * p)
 
 

@@ -33,20 +33,8 @@ class MatchKind(StrEnum):
 
 FROZEN_KINDS = frozenset({PlayerKind.SNAPSHOT, PlayerKind.BUILTIN})
 
-# Names exclude "@" so a registered name can never collide with a snapshot id.
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Match ids travel in logs, Redis keys and URLs, so they stay in a safe alphabet.
 _MATCH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` cannot be a player name, or None when it can."""
-    if _NAME_RE.fullmatch(name):
-        return None
-    return (
-        f"invalid player name {name!r}: use 1-64 characters of [A-Za-z0-9_.-], "
-        "starting with a letter or digit"
-    )
 
 
 def match_id_problem(match_id: str) -> str | None:

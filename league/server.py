@@ -20,13 +20,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from core.config import LeagueSettings
 from league import league_pb2, league_pb2_grpc
 from league.auth import TokenAuthInterceptor
+from league.matchmaking import Matchmaker
 from league.service import LeagueServicer
-from league.settings import LeagueSettings
 from league.store import LeagueStore
 
-__all__ = ["SERVICE_NAME", "LeagueServer", "LeagueSettings"]
+__all__ = ["SERVICE_NAME", "LeagueServer"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class LeagueServer:
         self.host = host
         self.port = port
         self.settings = settings or LeagueSettings()
+        Matchmaker.needs_quality(self.settings)  # unknown sampling rules fail here, before start
         self._token = token
         self._tls = (Path(tls_cert), Path(tls_key)) if tls_cert and tls_key else None
         self._max_workers = max_workers

@@ -14,7 +14,8 @@ from dataclasses import asdict
 
 import grpc
 
-from core.players import Role, snapshot_id
+from core.config import LeagueSettings
+from core.players import RANDOM, Role, name_problem, snapshot_id
 from league import league_pb2 as pb
 from league import league_pb2_grpc
 from league.matchmaking import Matchmaker, NoEvalPair, NoOpponent
@@ -28,7 +29,6 @@ from league.records import (
     PlayerRecord,
     ResultRecord,
     match_id_problem,
-    name_problem,
 )
 from league.rpc import (
     KIND_FROM_PB,
@@ -43,7 +43,6 @@ from league.rpc import (
     ratings_to_pb,
     rpc,
 )
-from league.settings import LeagueSettings
 from league.standings import rated_games, standings
 from league.store import LeagueStore
 from league.views import UnknownPlayer, build_history, build_payoff, check_filter, check_points
@@ -55,26 +54,17 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
     def __init__(self, store: LeagueStore, settings: LeagueSettings) -> None:
         self._store = store
         self._settings = settings
-        self._matchmaker = Matchmaker(
-            settings.self_play_fraction,
-            settings.seed,
-            settings.opponent_sampling,
-            settings.pfsp_exponent,
-            settings.builtin_fraction,
-            settings.builtin_sampling,
-        )
+        # OpenAI Five's quality scores, kept while a sampling rule in use weighs by them.
+        self._quality = QualityScores() if Matchmaker.needs_quality(settings) else None
+        self._matchmaker = Matchmaker(settings, self._quality)
         self._payoff = Payoff(settings.payoff_decay, store.results(), settings.draw_score)
-        if settings.opponent_sampling == "five":
-            self._quality: QualityScores | None = QualityScores()
+        if self._quality is not None:
             replay(
                 self._quality,
                 store.players(),
                 store.results(),
                 lambda learner, players: self._matchmaker.main_pool(learner, players),
             )
-            self._matchmaker.quality = self._quality
-        else:
-            self._quality = None
         # Rated games per player, kept in memory: counting them in SQL on every
         # SampleEvalMatch cost O(all results) per call and slowed a long run down.
         self._rated_lock = threading.Lock()
@@ -330,13 +320,11 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
     @rpc
     def GetRatings(self, request: pb.GetRatingsRequest) -> pb.GetRatingsResponse:
         try:
-            rows = standings(self._store, self._settings.anchor)
+            rows = standings(self._store, RANDOM)
         except ValueError as exc:
             raise Rejected(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from exc
         skills = self._openskill()
-        return pb.GetRatingsResponse(
-            ratings=ratings_to_pb(rows, skills), anchor=self._settings.anchor
-        )
+        return pb.GetRatingsResponse(ratings=ratings_to_pb(rows, skills), anchor=RANDOM)
 
     def _openskill(self) -> dict[str, SkillRating]:
         with self._skills_lock:
@@ -375,7 +363,7 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
         # Results before players: every player a fetched result names is then listed.
         results = self._store.results()
         players = self._store.players()
-        anchor = self._settings.anchor
+        anchor = RANDOM
         if not any(p.id == anchor for p in players):
             raise Rejected(
                 grpc.StatusCode.FAILED_PRECONDITION,

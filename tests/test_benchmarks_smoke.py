@@ -20,10 +20,10 @@ from benchmarks import cpu_accounting, latency, league_rpc, throughput
 from benchmarks import learner as learner_bench
 from cluster.learner_actor import LearnerActor
 from cluster.rollout_actor import RolloutActor
-from core.config import load_config, parse_config
+from core.config import LeagueSettings, load_config, parse_config
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
-from league.server import LeagueServer, LeagueSettings
+from league.server import LeagueServer
 from learner.learner import Learner
 from transport.streams import TrajectoryStream
 from transport.weights import WeightStore

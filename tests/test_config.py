@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from cluster.checks import check_job
 from core.config import ConfigError, dump_config, load_config, parse_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "connect_four.yaml"
@@ -67,12 +68,23 @@ def test_league_builtins_and_sampling_are_validated() -> None:
     base = {"job": "j", "env": {"name": "x"}}
     cfg = parse_config({**base, "league": {"builtins": ["random", "charge"]}})
     assert cfg.league.builtins == ("random", "charge")
-    with pytest.raises(ConfigError, match="league.builtins"):
-        parse_config({**base, "league": {"builtins": ["charge"]}})  # no anchor
-    with pytest.raises(ConfigError, match="league.builtins"):
-        parse_config({**base, "league": {"builtins": ["random", "chess_engine"]}})
-    with pytest.raises(ConfigError, match="league.opponent_sampling"):
-        parse_config({**base, "league": {"opponent_sampling": "elo"}})
+    with pytest.raises(ConfigError, match="league.*rating anchor"):
+        parse_config({**base, "league": {"builtins": ["charge"]}})
+    with pytest.raises(ConfigError, match="league.*invalid player name"):
+        parse_config({**base, "league": {"builtins": ["random", "bad name"]}})
+    # Names the registries above core know are checked before a job starts.
+    c4 = {"job": "j", "env": {"name": "pettingzoo.classic.connect_four_v3"}}
+    check_job(parse_config({**c4, "league": {"builtins": ["random", "tactical"]}}))
+    for league, needle in [
+        ({"builtins": ["random", "chess_engine"]}, "league.builtins: unknown scripted player"),
+        ({"builtins": ["random", "charge"]}, "league.builtins: the charge bot plays sumo"),
+        ({"opponent_sampling": "elo"}, "league.opponent_sampling: unknown opponent sampling"),
+        ({"builtin_sampling": "best"}, "league.builtin_sampling: unknown opponent sampling"),
+    ]:
+        with pytest.raises(ConfigError, match=needle):
+            check_job(parse_config({**c4, "league": league}))
+    with pytest.raises(ConfigError, match="env.name: cannot import"):
+        check_job(parse_config({"job": "j", "env": {"name": "no.such.env"}}))
 
 
 def test_teams_are_validated() -> None:

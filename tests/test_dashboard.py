@@ -26,14 +26,14 @@ import pytest
 from PIL import Image
 
 from cluster.status import STATUS_FILE, build_status, history_entry, read_status, write_status
-from core.config import ConfigError, parse_config
+from core.config import ConfigError, LeagueSettings, parse_config
 from league.client import LeagueClient
 from league.dashboard import Dashboard
 from league.history import rating_history
 from league.league_view import LeagueView
 from league.payoff import Payoff
-from league.prometheus import Metric, render_metrics
-from league.server import LeagueServer, LeagueSettings
+from league.prometheus import Metric, MetricsEndpoint
+from league.server import LeagueServer
 from league.standings import standings
 from league.store import LeagueStore
 
@@ -386,20 +386,13 @@ def test_metric_text_escaping() -> None:
     family = Metric("x_total", "counter", 'back\\slash and\nnewline "kept"')
     family.add(3, {"player": 'a"b\\c\nd'})
     family.add(0.25)
-    text = render_metrics([family])
-    assert text == (
-        '# HELP x_total back\\\\slash and\\nnewline "kept"\n'
-        "# TYPE x_total counter\n"
-        'x_total{player="a\\"b\\\\c\\nd"} 3\n'
-        "x_total 0.25\n"
-    )
-    assert parse_metrics(text)[("x_total", frozenset({("player", 'a\\"b\\\\c\\nd')}))] == 3
-    with pytest.raises(ValueError, match="bad metric name"):
-        Metric("bad-name", "gauge", "x")
-    with pytest.raises(ValueError, match="bad label name"):
-        Metric("ok", "gauge", "x").add(1, {"bad-label": "v"})
-    with pytest.raises(ValueError, match="given twice"):
-        render_metrics([Metric("a", "gauge", "x"), Metric("a", "gauge", "y")])
+    text = MetricsEndpoint(lambda: [family, Metric("y", "gauge", "why").add(1)]).render()
+    samples = parse_metrics(text.decode())
+    assert samples[("x_total", frozenset({("player", 'a\\"b\\\\c\\nd')}))] == 3
+    assert samples[("x_total", frozenset())] == 0.25
+    assert samples[("y", frozenset())] == 1
+    with pytest.raises(ValueError, match="must be named"):
+        Metric("x", "counter", "a counter without _total")
 
 
 # -- bad requests and missing data ------------------------------------------------------

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from core.config import LeagueSettings
 from league.client import LeagueClient, LeagueError
-from league.matchmaking import pfsp_weight
 from league.payoff import Payoff
-from league.server import LeagueServer, LeagueSettings
+from league.server import LeagueServer
 
 TOKEN = "pfsp-token"
 N = 6000
@@ -38,7 +38,15 @@ def _report_record(client: LeagueClient, a: str, b: str, wins: int, losses: int)
         client.report_result(f"{a}-{b}-{i}".replace("@", "_"), a, b, outcome)
 
 
-@pytest.mark.parametrize("sampling", ["pfsp_hard", "pfsp_var", "uniform"])
+# AlphaStar's PFSP weights of an opponent beaten with probability x (exponent 2).
+FORMULA = {
+    "pfsp_hard": lambda x: (1 - x) ** 2,
+    "pfsp_var": lambda x: x * (1 - x),
+    "uniform": lambda x: 1.0,
+}
+
+
+@pytest.mark.parametrize("sampling", sorted(FORMULA))
 def test_pfsp_frequencies_match_the_formula(tmp_path: Path, sampling: str) -> None:
     server = _serve(tmp_path, self_play_fraction=0.0, opponent_sampling=sampling, payoff_decay=1.0)
     try:
@@ -52,7 +60,7 @@ def test_pfsp_frequencies_match_the_formula(tmp_path: Path, sampling: str) -> No
                 _report_record(client, "main", opponent, w, lost)
             # payoff prior: one virtual draw -> (wins + 0.5) / (games + 1)
             rates = {o: (w + 0.5) / (w + lost + 1) for o, (w, lost) in records.items()}
-            weights = {o: pfsp_weight(sampling, x) for o, x in rates.items()}
+            weights = {o: FORMULA[sampling](x) for o, x in rates.items()}
             total = sum(weights.values())
             counts = Counter(client.sample_opponent("main").player_b for _ in range(N))
     finally:
@@ -205,9 +213,32 @@ def test_builtin_sampling_overrides_pfsp_among_builtins(tmp_path: Path) -> None:
         assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / N), (shares, p)
 
 
-def test_unknown_builtin_sampling_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown opponent sampling"):
-        LeagueSettings(builtin_sampling="best")
+def test_unknown_sampling_rules_are_refused_before_the_league_starts(tmp_path: Path) -> None:
+    for settings in (
+        LeagueSettings(builtin_sampling="best"),
+        LeagueSettings(opponent_sampling="elo"),
+    ):
+        with pytest.raises(ValueError, match="unknown opponent sampling"):
+            LeagueServer(tmp_path / "league.db", token=TOKEN, settings=settings)
+    assert not (tmp_path / "league.db").exists()
+
+
+def test_builtin_sampling_five_alone_keeps_quality_scores(tmp_path: Path) -> None:
+    """builtin_sampling "five" with another opponent_sampling used to fall back to uniform
+    without a word: the service kept quality scores only for opponent_sampling "five"."""
+    server = _serve(
+        tmp_path, self_play_fraction=0.0, builtin_fraction=1.0, builtin_sampling="five",
+        builtins=("random", "charge"),
+    )  # fmt: skip
+    try:
+        with LeagueClient(server.address, TOKEN) as client:
+            client.register_player("main")
+            # main keeps beating random: its quality drops, so charge is drawn more often.
+            _report_record(client, "main", "random", 300, 0)
+            counts = Counter(client.sample_opponent("main").player_b for _ in range(N))
+    finally:
+        server.stop(0)
+    assert counts["charge"] > 0.9 * N, counts
 
 
 def test_fractions_over_one_are_refused() -> None:

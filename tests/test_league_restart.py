@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.config import LeagueSettings
 from league.client import LeagueClient, LeagueError
-from league.server import LeagueServer, LeagueSettings
+from league.server import LeagueServer
 
 TOKEN = "restart-token"
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from core.config import LeagueSettings
 from league.client import LeagueClient, LeagueError
-from league.server import LeagueServer, LeagueSettings
+from league.server import LeagueServer
 
 TOKEN = "roles-token"
 N = 3000

@@ -10,10 +10,11 @@ from typing import Any
 import grpc
 import pytest
 
+from core.config import LeagueSettings
 from league import league_pb2 as pb
 from league import league_pb2_grpc
 from league.client import LeagueClient, LeagueError
-from league.server import LeagueServer, LeagueSettings
+from league.server import LeagueServer
 
 TOKEN = "test-token-123"
 

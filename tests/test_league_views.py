@@ -18,13 +18,14 @@ from typing import Any
 import grpc
 import pytest
 
+from core.config import LeagueSettings
 from league import league_pb2 as pb
 from league import league_pb2_grpc
 from league.client import LeagueClient
 from league.openskill_ratings import openskill_ratings
 from league.ratings import fit, tally_results
 from league.records import MatchKind, Outcome, PlayerKind, ResultRecord, score_of
-from league.server import LeagueServer, LeagueSettings
+from league.server import LeagueServer
 from league.store import LeagueStore
 from league.views import payoff_from_db
 
@@ -355,14 +356,20 @@ def test_cli_errors_are_one_line(league: tuple, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "needle"),
     [
-        (["--payoff-decay", "1.5"], "payoff_decay"),
-        (["--payoff-decay", "0"], "payoff_decay"),
-        (["--opponent-sampling", "elo"], "unknown opponent sampling"),
-        (["--pfsp-exponent", "0"], "pfsp_exponent"),
-        (["--self-play-fraction", "0.7", "--builtin-fraction", "0.4"], "at most 1"),
-        (["--self-play-fraction", "-0.1"], "self_play_fraction"),
-        (["--builtins", "charge"], "rating anchor"),
-        (["--builtins", "random,bad name"], "invalid player name"),
+        (["--set", "league.payoff_decay=1.5"], "league.payoff_decay"),
+        (["--set", "league.payoff_decay=0"], "league.payoff_decay"),
+        (["--set", "league.opponent_sampling=elo"], "unknown opponent sampling"),
+        (["--set", "league.pfsp_exponent=0"], "league.pfsp_exponent"),
+        (
+            ["--set", "league.self_play_fraction=0.7", "--set", "league.builtin_fraction=0.4"],
+            "at most 1",
+        ),
+        (["--set", "league.self_play_fraction=-0.1"], "league.self_play_fraction"),
+        (["--set", "league.builtins=[charge]"], "rating anchor"),
+        (["--set", "league.builtins=[random, bad name]"], "invalid player name"),
+        (["--set", "league.main_exploiters=1"], "unknown key"),
+        (["--set", "opponent_sampling=elo"], "league.* settings only"),
+        (["--config", "nowhere.yaml"], "cannot read"),
     ],
 )
 def test_serve_rejects_bad_matchmaking_flags(tmp_path: Path, flags: list[str], needle: str) -> None:
@@ -377,9 +384,11 @@ def test_serve_passes_matchmaking_flags_to_the_service(tmp_path: Path) -> None:
     # Started as a shell starts a background job: SIGINT ignored, inherited through exec.
     # Ctrl-C below must still stop it (the command re-arms SIGINT).
     serve = [str(SELFPLAY), "league", "serve", "--db", str(tmp_path / "l.db"), "--port", "0",
-         "--builtins", "random,charge", "--self-play-fraction", "0", "--builtin-fraction", "1",
-         "--opponent-sampling", "pfsp_hard", "--pfsp-exponent", "3", "--payoff-decay", "0.5",
-         "--seed", "4"]  # fmt: skip
+         "--config", str(Path(__file__).resolve().parents[1] / "configs" / "connect_four.yaml"),
+         "--set", "league.builtins=[random, charge]", "--set", "league.self_play_fraction=0",
+         "--set", "league.builtin_fraction=1", "--set", "league.opponent_sampling=pfsp_hard",
+         "--set", "league.pfsp_exponent=3", "--set", "league.payoff_decay=0.5",
+         "--set", "league.seed=4"]  # fmt: skip
     proc = subprocess.Popen(
         ["bash", "-c", 'trap "" INT; exec "$@"', "serve", *serve],
         stderr=subprocess.PIPE,

@@ -15,10 +15,10 @@ from test_end_to_end import selfplay
 from test_rollout_learner import TOKEN, make_parts, tiny_config, train_until_starved
 
 from actors.replay import HOLD_SECONDS
-from core.config import dump_config, load_config
+from core.config import LeagueSettings, dump_config, load_config
 from envs.headless_gl import unavailable, use_headless_gl
 from league.client import LeagueClient
-from league.server import LeagueServer, LeagueSettings
+from league.server import LeagueServer
 from transport.redis import RedisEndpoint
 
 ROOT = Path(__file__).resolve().parents[1]

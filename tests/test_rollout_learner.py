@@ -17,10 +17,10 @@ from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.rollout import RolloutWorker
 from core.codec import ChunkSpec, decode_chunk
-from core.config import JobConfig, parse_config
+from core.config import JobConfig, LeagueSettings, parse_config
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
-from league.server import LeagueServer, LeagueSettings
+from league.server import LeagueServer
 from league.store import LeagueStore
 from learner.learner import Learner
 from transport.streams import TrajectoryStream, every_chunk_accounted_for

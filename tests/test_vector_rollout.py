@@ -17,11 +17,11 @@ from actors.policies import PolicyPool
 from actors.rollout import RolloutWorker
 from actors.vector_rollout import VectorRolloutWorker, make_rollout_worker, vector_factory
 from core.codec import ChunkSpec, TrajectoryChunk, decode_chunk
-from core.config import JobConfig, parse_config
+from core.config import JobConfig, LeagueSettings, parse_config
 from envs.pettingzoo_adapter import Game
 from envs.sumo.vector import SumoVector
 from league.client import LeagueClient
-from league.server import LeagueServer, LeagueSettings
+from league.server import LeagueServer
 from league.store import LeagueStore
 from learner.learner import Learner
 from transport.streams import TrajectoryStream
