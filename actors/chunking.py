@@ -4,43 +4,40 @@ tracks an actor's agents take turns filling."""
 
 from __future__ import annotations
 
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from core.codec import TrajectoryChunk
+from core.chunks import ChunkSpec, TrajectoryChunk
 
 
 class ChunkBuilder:
-    """Collects the learning side's transitions of one track (`TrackPool`)."""
+    """Collects the learning side's transitions of one track (`TrackPool`) into buffers
+    laid out by the job's `ChunkSpec` (its per-step fields, core/chunks.py)."""
 
     def __init__(
         self,
+        spec: ChunkSpec,
         job: str,
         actor_id: str,
         env_index: int,
-        obs_dim: int,
-        num_actions: int,
-        chunk_length: int,
         start_sequence: int = 0,
-        continuous: bool = False,
     ):
+        self.spec = spec
         self.job, self.actor_id, self.env_index = job, actor_id, env_index
-        self.length = chunk_length
+        self.length = spec.chunk_length
         self.sequence = start_sequence
-        t = chunk_length
-        self._obs = np.zeros((t, obs_dim), np.float32)
-        # Discrete chunks always carry a mask (all legal when the env has none), so the
-        # learner sees one wire format per job; continuous ones carry float actions.
-        self._mask = None if continuous else np.ones((t, num_actions), np.uint8)
-        self._actions = (
-            np.zeros((t, num_actions), np.float32) if continuous else np.zeros(t, np.int64)
-        )
-        self._rewards = np.zeros(t, np.float32)
-        self._dones = np.zeros(t, np.bool_)
-        self._logp = np.zeros(t, np.float32)
-        self._values = np.zeros(t, np.float32)
-        self._versions = np.zeros(t, np.int64)
+        self._buffers: list[tuple[str, np.ndarray]] = []
+        for field in spec.fields():
+            if field.per_step:
+                buffer = np.zeros(field.shape(spec), spec.dtype_of(field))
+                if field.name == "action_mask":
+                    # Discrete chunks always carry a mask (all legal when the env has
+                    # none), so the learner sees one wire format per job.
+                    buffer[:] = 1
+                self._buffers.append((field.name, buffer))
+        self._versions = dict(self._buffers)["policy_versions"]
         self._n = 0
 
     @property
@@ -52,60 +49,30 @@ class ChunkBuilder:
         """The behaviour version of the chunk's first step; None while it is empty."""
         return int(self._versions[0]) if self._n else None
 
-    def add(
-        self,
-        obs: np.ndarray,
-        mask: np.ndarray | None,
-        action: int | np.ndarray,
-        logp: float,
-        value: float,
-        version: int,
-        reward: float,
-        done: bool,
-    ) -> None:
+    def add(self, step: Mapping[str, Any]) -> None:
+        """One step: a value per per-step field of the spec, by name. A missing mask (the
+        env has none) leaves the row all legal."""
         i = self._n
-        self._obs[i] = obs
-        if mask is not None and self._mask is not None:
-            self._mask[i] = mask
-        self._actions[i] = action
-        self._logp[i] = logp
-        self._values[i] = value
-        self._versions[i] = version
-        self._rewards[i] = reward
-        self._dones[i] = done
+        for name, buffer in self._buffers:
+            value = step.get(name)
+            if value is not None:
+                buffer[i] = value
         self._n += 1
 
-    def take(self, bootstrap_obs: np.ndarray) -> TrajectoryChunk:
-        """The full chunk (copies, so the buffers can be refilled at once)."""
+    def take(self, bootstrap_obs: np.ndarray, **per_chunk: np.ndarray) -> TrajectoryChunk:
+        """The full chunk (copies, so the buffers can be refilled at once); `per_chunk`:
+        the spec's other once-per-chunk fields (a recurrent state at the start)."""
         assert self.full, "chunk is not full yet"
-        chunk = TrajectoryChunk(
-            obs=self._obs.copy(),
-            action_mask=None if self._mask is None else self._mask.copy(),
-            actions=self._actions.copy(),
-            rewards=self._rewards.copy(),
-            dones=self._dones.copy(),
-            behaviour_logp=self._logp.copy(),
-            values=self._values.copy(),
-            policy_versions=self._versions.copy(),
-            bootstrap_obs=np.asarray(bootstrap_obs, np.float32).copy(),
-            job=self.job,
-            actor_id=self.actor_id,
-            env_index=self.env_index,
-            sequence=self.sequence,
-        )
+        arrays = {name: buffer.copy() for name, buffer in self._buffers}
+        arrays["bootstrap_obs"] = np.asarray(bootstrap_obs, np.float32).copy()
+        arrays.update({k: np.asarray(v).copy() for k, v in per_chunk.items()})
+        chunk = TrajectoryChunk(arrays, self.job, self.actor_id, self.env_index, self.sequence)
         self.sequence += 1
         self._n = 0
         return chunk
 
 
-class HasChunks(Protocol):
-    chunks: ChunkBuilder
-
-
-TrackT = TypeVar("TrackT", bound=HasChunks)
-
-
-class TrackPool(Generic[TrackT]):
+class TrackPool:
     """One lineage's chunk tracks in one actor, handed to the agents it trains.
 
     An agent holds one track from the start of its episode (or its last chunk boundary)
@@ -119,14 +86,14 @@ class TrackPool(Generic[TrackT]):
     latest self trains two), nor through eval games, which train none.
     """
 
-    def __init__(self, tracks: list[TrackT]) -> None:
+    def __init__(self, tracks: list[ChunkBuilder]) -> None:
         if not tracks:
             raise ValueError("a track pool needs tracks")
         self._all = list(tracks)
         self._empty = list(reversed(tracks))  # idle, nothing in them; pop() takes the first
-        self._partial: list[TrackT] = []  # idle, part-filled
+        self._partial: list[ChunkBuilder] = []  # idle, part-filled
 
-    def take(self) -> TrackT:
+    def take(self) -> ChunkBuilder:
         """The stalest idle part-filled track, else an empty one."""
         if self._partial:
             return self._partial.pop(self._stalest())
@@ -134,11 +101,11 @@ class TrackPool(Generic[TrackT]):
             raise RuntimeError("more agents hold tracks than the pool has")
         return self._empty.pop()
 
-    def give_back(self, track: TrackT) -> None:
+    def give_back(self, track: ChunkBuilder) -> None:
         """`track`'s agent finished its episode (its last transition ended it)."""
-        (self._partial if track.chunks.oldest_version is not None else self._empty).append(track)
+        (self._partial if track.oldest_version is not None else self._empty).append(track)
 
-    def after_chunk(self, track: TrackT) -> TrackT:
+    def after_chunk(self, track: ChunkBuilder) -> ChunkBuilder:
         """The track to continue with after `track`'s chunk went out (it is empty now)."""
         if not self._partial:
             return track
@@ -146,10 +113,10 @@ class TrackPool(Generic[TrackT]):
         self._empty.append(track)
         return stale
 
-    def tracks(self) -> list[TrackT]:
+    def tracks(self) -> list[ChunkBuilder]:
         """All of them, idle or held."""
         return list(self._all)
 
     def _stalest(self) -> int:
-        versions = [t.chunks.oldest_version for t in self._partial]
+        versions = [t.oldest_version for t in self._partial]
         return min(range(len(versions)), key=lambda i: versions[i] or 0)

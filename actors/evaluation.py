@@ -1,5 +1,5 @@
-"""`selfplay eval`: a trained policy against the random player, the scripted tactical
-bot, or a frozen snapshot.
+"""`selfplay eval`: a trained policy against a bot (the random player, the tactical bot,
+...: envs/bots.py) or a frozen snapshot.
 
 Half the games are played from each seat (first/second player), so a result can't
 hide a policy that only wins when it moves first. The policy acts greedily by
@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actors.policies import BUILTIN_RANDOM
-from actors.scripted import SCRIPTED, TACTICAL, scripted_action, scripted_problem
+from actors.players import Batch, BotPlayer, Player
+from actors.policies import ActingKind, acting_kind
 from core.checkpoints import load_checkpoint
 from core.codec import decode_weights, weights_spec
 from core.config import JobConfig
-from core.nets import PolicyValueNet, act, build_net, random_legal_actions
 from core.players import parse_snapshot_id
+from envs.bots import bot_problem, get_bot
 from envs.pettingzoo_adapter import Game, GameSpec
 
 
@@ -49,22 +49,22 @@ class EvalResult:
         }
 
 
+def _acting(config: JobConfig) -> ActingKind:
+    return acting_kind(config.algorithm.acting)
+
+
 def load_policy(
-    run_dir: Path,
-    config: JobConfig,
-    obs_dim: int,
-    num_actions: int,
-    continuous: bool = False,
-    lineage: str | None = None,
-) -> tuple[PolicyValueNet, int]:
-    """The latest checkpoint of `lineage` (a team; default the job's only learner)."""
-    net = build_net(config.model, obs_dim, num_actions, continuous)
+    run_dir: Path, config: JobConfig, spec: GameSpec, lineage: str | None = None
+) -> tuple[torch.nn.Module, int]:
+    """The acting network of the latest checkpoint of `lineage` (a team; default the job's
+    only learner) and its version."""
+    net = _acting(config).build_net(config.model, spec.shape)
     name = config.names().checkpoint_file(lineage or config.league.learner_player)
-    meta = load_checkpoint(run_dir / "checkpoints" / name, net)
+    meta = load_checkpoint(run_dir / "checkpoints" / name, {config.algorithm.acting_net: net})
     return net.eval(), int(meta["counters"]["version"])
 
 
-def load_snapshot(run_dir: Path, player_id: str, template: PolicyValueNet) -> PolicyValueNet:
+def load_snapshot(run_dir: Path, player_id: str, template: torch.nn.Module) -> torch.nn.Module:
     path = run_dir / "snapshots" / f"{player_id}.safetensors"
     if not path.exists():
         known = sorted(p.stem for p in (run_dir / "snapshots").glob("*.safetensors"))
@@ -83,52 +83,43 @@ def seats(agents: tuple[str, ...], game_index: int) -> tuple[str, str]:
 def choose_actions(
     game: Game,
     me: str | Collection[str],
-    policy: PolicyValueNet,
-    opponent: PolicyValueNet | str,
+    policy: Player,
+    opponent: Player,
     rng: np.random.Generator,
-    gen: torch.Generator,
     greedy: bool = True,
 ) -> dict[str, np.ndarray | int]:
     """The actions of every agent that must move now: `me` (an agent, or a team's agents)
-    plays `policy`, everyone else the opponent (a net, which samples, or a scripted
-    "random" / "tactical" / "charge" / "still").
-    Shared by `play_games` and `selfplay replay`, so a replay with the same seed shows the
-    games eval scored."""
+    plays `policy` (greedily unless `greedy` is False), everyone else the opponent (a
+    network, which samples, or a bot). Shared by `play_games` and `selfplay replay`, so a
+    replay with the same seed shows the games eval scored."""
     mine = {me} if isinstance(me, str) else set(me)
     chosen: dict[str, np.ndarray | int] = {}
     for agent in game.to_act():
         obs, mask = game.observe(agent)
-        mask_b = None if mask is None else mask[None]
         spec = game.teams[game.team_of[agent]]
-        if agent in mine:
-            action = act(policy, obs[None], mask_b, gen, greedy=greedy)[0][0]
-        elif opponent == BUILTIN_RANDOM:
-            action = random_legal_actions(mask_b, spec.num_actions, rng, 1, spec.continuous)[0]
-        elif isinstance(opponent, str):
-            action = scripted_action(opponent, game, agent, obs, rng)
-        else:
-            assert isinstance(opponent, PolicyValueNet)
-            action = act(opponent, obs[None], mask_b, gen)[0][0]
+        ours = agent in mine
+        masks = None if mask is None else mask[None]
+        batch = Batch(obs[None], masks, rng, spec, [game], [agent], greedy=greedy and ours)
+        action = (policy if ours else opponent).act(batch).actions[0]
         chosen[agent] = action if spec.continuous else int(action)
     return chosen
 
 
 def play_games(
     config: JobConfig,
-    policy: PolicyValueNet,
-    opponent: PolicyValueNet | str,
+    policy: Player,
+    opponent: Player,
     games: int,
     seed: int = 0,
     greedy: bool = True,
     team: str | None = None,
 ) -> tuple[int, int, int]:
-    """(wins, draws, losses) of `policy` against a net or a scripted "random" /
-    "tactical" player. Team games: `policy` plays every agent of `team`, the opponent
-    the other team, and env.scoring_team decides who won."""
+    """(wins, draws, losses) of `policy` against `opponent`. Team games: `policy` plays
+    every agent of `team`, the opponent the other team, and env.scoring_team decides who
+    won."""
     env = config.env
     game = Game(env.name, env.api, env.kwargs, config.team_prefixes())
     rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
     wins = draws = losses = 0
     for g in range(games):
         game.reset(seed=int(rng.integers(2**31)))
@@ -139,7 +130,7 @@ def play_games(
             mine = game.teams[team].agents
             theirs = tuple(a for a in game.agents if a not in mine)
         while not game.done:
-            game.step(choose_actions(game, mine, policy, opponent, rng, gen, greedy))
+            game.step(choose_actions(game, mine, policy, opponent, rng, greedy))
         scoring = None
         if team is not None and env.scoring_team is not None:
             scoring = "a" if env.scoring_team == team else "b"
@@ -155,43 +146,37 @@ def load_players(
     config: JobConfig,
     spec: GameSpec,
     opponent: str,
+    generator: torch.Generator,
     policy_id: str | None = None,
     team: str | None = None,
     opponent_spec: GameSpec | None = None,
-) -> tuple[PolicyValueNet, int, PolicyValueNet | str]:
+) -> tuple[Player, int, Player]:
     """(policy, its version, opponent) as `selfplay eval` and `selfplay replay` name them:
     `policy_id` None is the latest checkpoint, else a snapshot ("main@v100"); `opponent`
-    is "random", "tactical", "charge", "still" or "snapshot:ID" (a net). Team games: `spec` and
-    `team` are the policy's team, `opponent_spec` the other team's."""
-    policy, version = load_policy(
-        run_dir, config, spec.obs_dim, spec.num_actions, spec.continuous, team
-    )
+    is a bot ("random", "tactical", "charge", "still": envs/bots.py) or "snapshot:ID".
+    Networks act with the acting kind's reference arithmetic, sampling from `generator`.
+    Team games: `spec` and `team` are the policy's team, `opponent_spec` the other's."""
+    kind = _acting(config)
+    net, version = load_policy(run_dir, config, spec, team)
     if policy_id is not None:
-        policy = load_snapshot(run_dir, policy_id, policy)
+        net = load_snapshot(run_dir, policy_id, net)
         parsed = parse_snapshot_id(policy_id)
         if parsed is None:
             raise ValueError(f"--policy must be a snapshot id such as main@v100, got {policy_id!r}")
         version = parsed[1]
-    if opponent in SCRIPTED:
-        problem = scripted_problem(opponent, config.env.name, spec)
-        if problem is not None or (opponent == TACTICAL and team is not None):
-            raise ValueError(f"--opponent {opponent}: {problem or 'single-team games only'}")
-    if opponent in (BUILTIN_RANDOM, *SCRIPTED):
-        return policy, version, opponent
+    policy = kind.player(net, generator)
     if opponent.startswith("snapshot:"):
-        template = policy
+        template = net
         if opponent_spec is not None:
-            template = build_net(
-                config.model,
-                opponent_spec.obs_dim,
-                opponent_spec.num_actions,
-                opponent_spec.continuous,
-            )
-        return policy, version, load_snapshot(run_dir, opponent.split(":", 1)[1], template)
-    raise ValueError(
-        "--opponent must be 'random', 'tactical', 'charge', 'still' or 'snapshot:ID', "
-        f"got {opponent!r}"
-    )
+            template = kind.build_net(config.model, opponent_spec.shape)
+        snapshot = load_snapshot(run_dir, opponent.split(":", 1)[1], template)
+        return policy, version, kind.player(snapshot, generator)
+    problem = bot_problem(opponent, config.env.name, opponent_spec or spec)
+    if problem is None and opponent == "tactical" and team is not None:
+        problem = "single-team games only"
+    if problem is not None:
+        raise ValueError(f"--opponent {opponent}: {problem} (or snapshot:ID)")
+    return policy, version, BotPlayer(get_bot(opponent))
 
 
 def evaluate(
@@ -207,17 +192,18 @@ def evaluate(
     """`policy_id` None plays the latest checkpoint, else a snapshot ("main@v100").
     Team games need `team`: the policy plays that team, the opponent the other one."""
     teams = Game(config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()).teams
+    generator = torch.Generator().manual_seed(seed)
     if config.env.teams:
         if team not in teams:
             raise ValueError(f"this job has teams {sorted(teams)}: pass --team with one of them")
         other = next(t for t in teams if t != team)
         policy, version, opp = load_players(
-            run_dir, config, teams[team], opponent, policy_id, team, teams[other]
+            run_dir, config, teams[team], opponent, generator, policy_id, team, teams[other]
         )
     else:
         if team is not None:
             raise ValueError("--team is for team games (env.teams); this job has none")
         spec = next(iter(teams.values()))
-        policy, version, opp = load_players(run_dir, config, spec, opponent, policy_id)
+        policy, version, opp = load_players(run_dir, config, spec, opponent, generator, policy_id)
     wins, draws, losses = play_games(config, policy, opp, games, seed, greedy, team)
     return EvalResult(games, wins, draws, losses, opponent, version)

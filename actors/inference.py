@@ -6,8 +6,8 @@ twenty snapshots puts ten or more of them in play at once). The batches are smal
 torch's fixed cost per operator dominates them: ~100-150 µs per forward pass of a 64x64
 MLP, whatever the batch. `NumpyMlpPolicy` copies an MLP's weights into numpy float32
 arrays and runs the same arithmetic in ~a tenth of that; other torsos (conv) keep
-torch (`TorchPolicy`). Both return what `core.nets.act` returns: actions, their
-log-probabilities under the policy, and the value estimates.
+torch (`TorchPolicy`). Both are players (actors/players.py): they return the actions
+with their log-probabilities under the policy and the value estimates.
 
 The numbers match torch's up to float32 rounding (different BLAS kernels), which is
 what a behaviour log-probability needs: the learner recomputes it for the importance
@@ -17,13 +17,13 @@ ratio, and a ratio of 1 +- 1e-6 is exact for PPO's purposes.
 from __future__ import annotations
 
 import math
-from typing import Protocol
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
+from actors.players import Batch, Decision, Player
 from core.nets import MASKED_LOGIT, PolicyValueNet, act
 
 _LOG_SQRT_2PI = np.float32(0.5 * math.log(2.0 * math.pi))
@@ -37,25 +37,16 @@ def limit_inference_threads(threads: int) -> None:
     threadpool_limits(limits=threads, user_api="blas")
 
 
-class Policy(Protocol):
-    def act(
-        self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(actions int64 [B] or float32 [B, D], log-probs [B], values [B]) for `obs`
-        [B, obs_dim] float32 with legal-action `mask` [B, A] (discrete) or None."""
-        ...
-
-
 class TorchPolicy:
-    """The network itself (any torso); samples with its own torch generator."""
+    """The network itself (any torso); samples with its own torch generator. The reference
+    arithmetic: `selfplay eval` and `replay` act with it."""
 
     def __init__(self, net: PolicyValueNet, generator: torch.Generator) -> None:
         self.net, self.generator = net, generator
 
-    def act(
-        self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return act(self.net, obs, mask, self.generator)
+    def act(self, batch: Batch) -> Decision:
+        actions, logp, values = act(self.net, batch.obs, batch.mask, self.generator, batch.greedy)
+        return Decision(actions, {"behaviour_logp": logp, "values": values})
 
 
 class NumpyMlpPolicy:
@@ -104,28 +95,32 @@ class NumpyMlpPolicy:
         values += self.value[1]
         return out, values[:, 0]
 
-    def act(
-        self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        out, values = self.forward(np.asarray(obs, np.float32))
+    def act(self, batch: Batch) -> Decision:
+        rng, mask = batch.rng, batch.mask
+        out, values = self.forward(np.asarray(batch.obs, np.float32))
         if self.continuous:
-            noise = rng.standard_normal(out.shape, dtype=np.float32)
-            actions = out + self.std * noise
+            if batch.greedy:
+                actions = out
+            else:
+                actions = out + self.std * rng.standard_normal(out.shape, dtype=np.float32)
             logp = (-((actions - out) ** 2) / self.var2 - self.log_std - _LOG_SQRT_2PI).sum(-1)
-            return actions, logp, values
+            return Decision(actions, {"behaviour_logp": logp, "values": values})
         if mask is not None:
             out = np.where(mask.astype(bool), out, np.float32(MASKED_LOGIT))
         top = out.max(axis=1, keepdims=True)
         logp_all = out - top
         logp_all -= np.log(np.exp(logp_all).sum(axis=1, keepdims=True))
-        # Gumbel-max: argmax(log p + Gumbel noise) is a draw from p; illegal actions
-        # (log p ~ -1e9) never win.
-        gumbel = -np.log(-np.log(rng.random(out.shape, dtype=np.float32) + 1e-20) + 1e-20)
-        actions = (logp_all + gumbel).argmax(axis=1)
+        if batch.greedy:
+            actions = logp_all.argmax(axis=1)
+        else:
+            # Gumbel-max: argmax(log p + Gumbel noise) is a draw from p; illegal actions
+            # (log p ~ -1e9) never win.
+            gumbel = -np.log(-np.log(rng.random(out.shape, dtype=np.float32) + 1e-20) + 1e-20)
+            actions = (logp_all + gumbel).argmax(axis=1)
         logp = np.take_along_axis(logp_all, actions[:, None], axis=1)[:, 0]
-        return actions.astype(np.int64), logp, values
+        return Decision(actions.astype(np.int64), {"behaviour_logp": logp, "values": values})
 
 
-def inference_policy(net: PolicyValueNet, generator: torch.Generator) -> Policy:
+def inference_policy(net: PolicyValueNet, generator: torch.Generator) -> Player:
     """The fastest policy object for `net` (a snapshot of its weights when numpy)."""
     return NumpyMlpPolicy(net) if NumpyMlpPolicy.supports(net) else TorchPolicy(net, generator)

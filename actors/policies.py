@@ -1,5 +1,12 @@
 """The networks an actor plays with: the learner's latest weights and a small cache of
-frozen league players (snapshots), all built from validated safetensors payloads."""
+frozen league players (snapshots), all built from validated safetensors payloads.
+
+How a network becomes a player is the algorithm's acting kind (config
+`AlgorithmConfig.acting`), registered here: the network the published weights fit, the
+fast player the rollout workers use and the reference one evaluation uses, and the chunk
+fields its decisions record. An actor-critic samples from its policy head and records
+the log-probability and value of each decision.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +14,62 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-from actors.inference import Policy, inference_policy
+from actors.inference import TorchPolicy, inference_policy
+from actors.players import Player
 from core.codec import decode_weights, weights_spec
 from core.config import ModelConfig
-from core.nets import PolicyValueNet, build_net
+from core.nets import build_net
 from core.players import parse_snapshot_id
+from core.spaces import PolicyShape
 from transport.weights import WeightStore
 
 log = logging.getLogger(__name__)
 
-BUILTIN_RANDOM = "random"
+
+@dataclass(frozen=True)
+class ActingKind:
+    """How published weights act. `fast_player` is what rollout workers run (it may copy
+    the weights: made again after each load); `player` is the reference arithmetic."""
+
+    name: str
+    build_net: Callable[[ModelConfig, PolicyShape], torch.nn.Module]
+    fast_player: Callable[[torch.nn.Module, torch.Generator], Player]
+    player: Callable[[torch.nn.Module, torch.Generator], Player]
+    records: frozenset[str]  # chunk fields its decisions fill (core/chunks.py)
+
+
+_ACTING: dict[str, ActingKind] = {}
+
+
+def register_acting(kind: ActingKind) -> ActingKind:
+    if kind.name in _ACTING:
+        raise ValueError(f"acting kind {kind.name!r} is registered already")
+    _ACTING[kind.name] = kind
+    return kind
+
+
+def acting_kind(name: str) -> ActingKind:
+    try:
+        return _ACTING[name]
+    except KeyError:
+        known = ", ".join(sorted(_ACTING))
+        raise KeyError(f"unknown acting kind {name!r} (known: {known})") from None
+
+
+register_acting(
+    ActingKind(
+        "actor_critic",
+        lambda model, shape: build_net(model, shape.obs_dim, shape.num_actions, shape.continuous),
+        inference_policy,  # type: ignore[arg-type]
+        TorchPolicy,  # type: ignore[arg-type]
+        frozenset({"behaviour_logp", "values"}),
+    )
+)
 
 
 def snapshot_version(player_id: str, lineage: str) -> int | None:
@@ -38,17 +88,20 @@ class PolicyPool:
         num_actions: int,
         continuous: bool = False,
         cache_size: int = 64,  # frozen nets kept built; reloading one costs ~ms
+        acting: str = "actor_critic",
     ):
         self._store, self.lineage = store, lineage
-        self._make = lambda: build_net(model, obs_dim, num_actions, continuous).eval()
+        self.kind = acting_kind(acting)
+        shape = PolicyShape(obs_dim, num_actions, continuous)
+        self._make = lambda: self.kind.build_net(model, shape).eval()
         self.learner = self._make()
         self._expected = weights_spec(self.learner.state_dict())
         self.learner_version = 0
-        self._cache: OrderedDict[int, PolicyValueNet] = OrderedDict()
+        self._cache: OrderedDict[int, torch.nn.Module] = OrderedDict()
         self._cache_size = cache_size
         # Inference copies (actors/inference.py), made on first use after each load.
-        self._learner_policy: Policy | None = None
-        self._frozen_policies: dict[int, Policy] = {}
+        self._learner_policy: Player | None = None
+        self._frozen_policies: dict[int, Player] = {}
         # publish -> adopt delays of recent versions, for latency stats (the first
         # adoption, at start-up, is left out: it measures how late the actor started)
         self.adopt_times_s: deque[float] = deque(maxlen=1000)
@@ -56,7 +109,7 @@ class PolicyPool:
         # replaced before the next poll (their delay is not in adopt_times_s).
         self.versions_skipped = 0
 
-    def _load(self, net: PolicyValueNet, data: bytes) -> tuple[int, dict[str, str]]:
+    def _load(self, net: torch.nn.Module, data: bytes) -> tuple[int, dict[str, str]]:
         tensors, version, meta = decode_weights(data, self._expected)
         net.load_state_dict(tensors)
         return version, meta
@@ -108,10 +161,8 @@ class PolicyPool:
             "versions_skipped": self.versions_skipped,
         }
 
-    def frozen(self, player_id: str) -> PolicyValueNet | None:
-        """The net of a frozen snapshot; None for the builtin random player."""
-        if player_id == BUILTIN_RANDOM:
-            return None
+    def frozen(self, player_id: str) -> torch.nn.Module:
+        """The net of a frozen snapshot of this lineage."""
         version = snapshot_version(player_id, self.lineage)
         if version is None:
             raise KeyError(f"unknown league player {player_id!r}")
@@ -130,20 +181,18 @@ class PolicyPool:
             self._frozen_policies.pop(evicted, None)
         return net
 
-    def learner_policy(self, generator: torch.Generator) -> Policy:
-        """The learner's latest weights for inference (actors/inference.py)."""
+    def learner_policy(self, generator: torch.Generator) -> Player:
+        """The learner's latest weights as a player (the acting kind's fast one)."""
         if self._learner_policy is None:
-            self._learner_policy = inference_policy(self.learner, generator)
+            self._learner_policy = self.kind.fast_player(self.learner, generator)
         return self._learner_policy
 
-    def frozen_policy(self, player_id: str, generator: torch.Generator) -> Policy:
-        """A frozen snapshot's network for inference; KeyError as for `frozen`."""
+    def frozen_policy(self, player_id: str, generator: torch.Generator) -> Player:
+        """A frozen snapshot's network as a player; KeyError as for `frozen`."""
         net = self.frozen(player_id)
-        if net is None:
-            raise KeyError(f"{player_id!r} has no network")
         version = snapshot_version(player_id, self.lineage)
         assert version is not None
         policy = self._frozen_policies.get(version)
         if policy is None:
-            policy = self._frozen_policies[version] = inference_policy(net, generator)
+            policy = self._frozen_policies[version] = self.kind.fast_player(net, generator)
         return policy

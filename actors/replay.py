@@ -201,9 +201,9 @@ def replay(
     fmt = check_video_path(out)
     game = open_game(config, size)
     try:
-        policy, version, opp = load_players(run_dir, config, game.spec, opponent, policy_id)
-        rng = np.random.default_rng(seed)  # drawn exactly as play_games draws
-        gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)  # drawn exactly as evaluate draws
+        policy, version, opp = load_players(run_dir, config, game.spec, opponent, gen, policy_id)
+        rng = np.random.default_rng(seed)
         writer = VideoWriter(out, fps or game.render_fps or DEFAULT_FPS)
         hold = max(1, round(writer.fps * HOLD_SECONDS))
         who = f"policy {policy_id or f'v{version}'}"
@@ -221,7 +221,7 @@ def replay(
                             frame, [players, f"episode {g + 1}/{episodes}  step {steps}"]
                         )
                     writer.append(frame)
-                    game.step(choose_actions(game, me, policy, opp, rng, gen, greedy))
+                    game.step(choose_actions(game, me, policy, opp, rng, greedy))
                     steps += 1
                     frame = _scaled(game.render(), size)
                 if game.done:

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from actors.players import LEARNER, Seat
 from core.league_protocol import Match
 from core.players import lineage_of, parse_snapshot_id
 
-LEARNER = "__learner__"  # policy key of the learning side in a seat
-Seat = tuple[str, str]  # (lineage, LEARNER or a frozen player id)
 Side = tuple[tuple[str, ...], str]  # (agents, player id) of one side of a match
 
 

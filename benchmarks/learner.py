@@ -47,18 +47,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.codec import (  # noqa: E402
-    ChunkSpec,
-    TrajectoryChunk,
-    decode_chunk,
-    encode_chunk,
-    encode_weights,
-)
+from core.chunks import ChunkSpec, TrajectoryChunk, job_chunk_spec  # noqa: E402
+from core.codec import decode_chunk, encode_chunk, encode_weights  # noqa: E402
 from core.config import JobConfig, load_config  # noqa: E402
 from core.nets import PolicyValueNet, act, build_net  # noqa: E402
 from envs.pettingzoo_adapter import Game, GameSpec  # noqa: E402
-from learner.learner import stack_chunks  # noqa: E402
-from learner.ppo_vtrace import update  # noqa: E402
+from learner.ppo_vtrace import (
+    stack_chunks,  # noqa: E402
+    update,  # noqa: E402
+)
 
 JOB = "bench"
 STAGES = ("decode", "stack", "update", "publish_encode")
@@ -71,14 +68,8 @@ def game_spec(config: JobConfig) -> GameSpec:
     return teams[learning.team]
 
 
-def chunk_spec(spec: GameSpec, chunk_length: int) -> ChunkSpec:
-    discrete = not spec.continuous
-    return ChunkSpec(
-        obs_dim=spec.obs_dim,
-        chunk_length=chunk_length,
-        num_actions=spec.num_actions if discrete else None,
-        action_dim=None if discrete else spec.num_actions,
-    )
+def chunk_spec(config: JobConfig, spec: GameSpec) -> ChunkSpec:
+    return job_chunk_spec(config, spec.shape)
 
 
 def synthetic_chunks(
@@ -125,7 +116,7 @@ def synthetic_chunks(
         s = slice(i * t, (i + 1) * t)
         version = 100 - int(rng.integers(0, 3))  # a lag of 0-2 versions
         chunks.append(
-            TrajectoryChunk(
+            TrajectoryChunk.of(
                 obs=obs[s].copy(),
                 action_mask=None if mask is None else mask[s].copy(),
                 actions=act_all[s].copy(),
@@ -166,7 +157,7 @@ def bench_batch(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Times `updates` learner steps (after one warm-up) over the encoded chunks."""
-    cspec = chunk_spec(spec, config.actors.chunk_length)
+    cspec = chunk_spec(config, spec)
     torch.manual_seed(seed)
     net = build_net(config.model, spec.obs_dim, spec.num_actions, spec.continuous).to(device)
     net.train()

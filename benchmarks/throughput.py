@@ -40,7 +40,7 @@ from actors.vector_rollout import vector_factory  # noqa: E402
 from benchmarks.cpu_accounting import CpuWindow  # noqa: E402
 from cluster.launcher import run_job  # noqa: E402
 from core.config import JobConfig, load_config  # noqa: E402
-from core.nets import random_legal_actions  # noqa: E402
+from envs.bots import random_legal_actions  # noqa: E402
 from envs.pettingzoo_adapter import Game  # noqa: E402
 
 

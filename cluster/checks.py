@@ -1,6 +1,6 @@
 """Checks of a job config that the config's own validation (core/config.py) cannot make:
 names that refer to registries on the floors above it (the league's sampling rules, the
-bots an env provides), and whether each bot can play the job's game. `selfplay run`,
+bots an env provides: envs/bots.py), and whether each bot can play the job's game. `selfplay run`,
 `submit` and `config show` run them before anything starts."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from core.config import ConfigError, JobConfig
 
 def check_job(config: JobConfig) -> None:
     """Raises ConfigError with one line naming the key, if the job cannot start."""
-    from actors.scripted import scripted_problem
+    from envs.bots import bot_problem
     from envs.pettingzoo_adapter import EnvConfigError, Game
     from league.sampling import sampling_rule
 
@@ -32,7 +32,7 @@ def check_job(config: JobConfig) -> None:
     try:
         for name in league.builtins:
             for spec in game.teams.values():
-                problem = None if name == "random" else scripted_problem(name, env.name, spec)
+                problem = bot_problem(name, env.name, spec)
                 if problem:
                     raise ConfigError(f"league.builtins: {problem}")
     finally:

@@ -50,7 +50,13 @@ class RolloutActor:
         for lineage, learning in learners.items():
             spec = teams[learning.team]
             pools[lineage] = PolicyPool(
-                store, lineage, config.model, spec.obs_dim, spec.num_actions, spec.continuous
+                store,
+                lineage,
+                config.model,
+                spec.obs_dim,
+                spec.num_actions,
+                spec.continuous,
+                acting=config.algorithm.acting,
             )
         streams = {
             lineage: TrajectoryStream(

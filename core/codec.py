@@ -1,4 +1,5 @@
-"""Wire codec: trajectory chunks and weights as safetensors bytes (never pickle).
+"""Wire codec: trajectory chunks (fields in core/chunks.py) and weights as safetensors
+bytes (never pickle).
 
 Decoding is the trust boundary between actors and the learner, so it checks the
 size before parsing and then every name, dtype, shape and value it hands on.
@@ -8,113 +9,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import KeysView, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import safetensors.numpy
 import safetensors.torch
 import torch
 
+from core.chunks import FIELDS, ChunkSpec, TrajectoryChunk
+
 SCHEMA_VERSION = 1
 # Redis refuses bulk strings above 512 MiB (proto-max-bulk-len), so nothing larger
 # can be a stored weight blob anyway.
 WEIGHTS_MAX_BYTES = 512 * 1024 * 1024
-_HEADER_SLACK = 64 * 1024
 _WEIGHT_META = ("schema_version", "version")
 
 
 class CodecError(ValueError):
     """A payload that must not reach the learner or an actor; one line naming the culprit."""
-
-
-@dataclass(frozen=True)
-class ChunkSpec:
-    """What a job's chunks must look like. Exactly one of num_actions (discrete:
-    int64 actions [T] plus a uint8 mask [T, num_actions]) and action_dim
-    (continuous: float32 actions [T, action_dim], no mask) is set. max_bytes
-    defaults to twice the expected payload plus 64 KiB for header and metadata."""
-
-    obs_dim: int
-    chunk_length: int
-    num_actions: int | None = None
-    action_dim: int | None = None
-    max_bytes: int | None = None  # always an int after construction
-
-    def __post_init__(self) -> None:
-        if self.obs_dim < 1 or self.chunk_length < 1:
-            raise ValueError("ChunkSpec needs obs_dim >= 1 and chunk_length >= 1")
-        if (self.num_actions is None) == (self.action_dim is None):
-            raise ValueError("ChunkSpec needs exactly one of num_actions and action_dim")
-        if (self.num_actions or self.action_dim or 0) < 1:
-            raise ValueError("ChunkSpec num_actions/action_dim must be >= 1")
-        if self.max_bytes is None:
-            object.__setattr__(self, "max_bytes", 2 * self.expected_bytes + _HEADER_SLACK)
-        elif self.max_bytes < self.expected_bytes:
-            raise ValueError(
-                f"ChunkSpec max_bytes={self.max_bytes} is below one chunk "
-                f"({self.expected_bytes} bytes)"
-            )
-
-    @property
-    def discrete(self) -> bool:
-        return self.num_actions is not None
-
-    def tensor_specs(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """Every tensor a chunk carries on the wire: name -> (shape, dtype)."""
-        t, d = self.chunk_length, self.obs_dim
-        specs: dict[str, tuple[tuple[int, ...], np.dtype]] = {
-            "obs": ((t, d), np.dtype(np.float32)),
-            "rewards": ((t,), np.dtype(np.float32)),
-            "dones": ((t,), np.dtype(np.bool_)),
-            "behaviour_logp": ((t,), np.dtype(np.float32)),
-            "values": ((t,), np.dtype(np.float32)),
-            "policy_versions": ((t,), np.dtype(np.int64)),
-            "bootstrap_obs": ((d,), np.dtype(np.float32)),
-        }
-        if self.num_actions is not None:
-            specs["actions"] = ((t,), np.dtype(np.int64))
-            specs["action_mask"] = ((t, self.num_actions), np.dtype(np.uint8))
-        else:
-            assert self.action_dim is not None
-            specs["actions"] = ((t, self.action_dim), np.dtype(np.float32))
-        return specs
-
-    @property
-    def expected_bytes(self) -> int:
-        return sum(
-            int(np.prod(shape)) * dtype.itemsize for shape, dtype in self.tensor_specs().values()
-        )
-
-
-@dataclass
-class TrajectoryChunk:
-    """T consecutive steps of one env. Decoded arrays are views of the parsed payload."""
-
-    obs: np.ndarray  # float32 [T, obs_dim]
-    action_mask: np.ndarray | None  # bool [T, num_actions] (discrete) or None
-    actions: np.ndarray  # int64 [T] or float32 [T, action_dim]
-    rewards: np.ndarray  # float32 [T]
-    dones: np.ndarray  # bool [T]: the episode ended after this step
-    behaviour_logp: np.ndarray  # float32 [T]
-    values: np.ndarray  # float32 [T]
-    policy_versions: np.ndarray  # int64 [T]: weights that chose each action
-    bootstrap_obs: np.ndarray  # float32 [obs_dim]: observation after the last step
-    job: str
-    actor_id: str
-    # The actor's chunk track that filled it (actors/chunking.py TrackPool). Rows up to
-    # a done are one agent's consecutive decisions; a track passes between agents and
-    # games only at episode ends and chunk boundaries.
-    env_index: int
-    sequence: int  # per (actor_id, env_index), increasing
-
-    @property
-    def policy_version(self) -> int:
-        """The oldest weights that acted in this chunk: what policy lag is measured by."""
-        return int(self.policy_versions.min())
-
-    @property
-    def num_steps(self) -> int:
-        return int(self.rewards.shape[0])
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:
@@ -154,25 +65,23 @@ def _first_bad(bad: np.ndarray) -> str:
 
 
 def encode_chunk(chunk: TrajectoryChunk) -> bytes:
-    """safetensors bytes; arrays already of the wire dtype and contiguous are not copied."""
-    tensors = {
-        "obs": np.ascontiguousarray(chunk.obs, dtype=np.float32),
-        "actions": np.ascontiguousarray(
-            chunk.actions, dtype=np.int64 if chunk.action_mask is not None else np.float32
-        ),
-        "rewards": np.ascontiguousarray(chunk.rewards, dtype=np.float32),
-        "dones": np.ascontiguousarray(chunk.dones, dtype=np.bool_),
-        "behaviour_logp": np.ascontiguousarray(chunk.behaviour_logp, dtype=np.float32),
-        "values": np.ascontiguousarray(chunk.values, dtype=np.float32),
-        "policy_versions": np.ascontiguousarray(chunk.policy_versions, dtype=np.int64),
-        "bootstrap_obs": np.ascontiguousarray(chunk.bootstrap_obs, dtype=np.float32),
-    }
-    if chunk.action_mask is not None:
-        mask = np.ascontiguousarray(chunk.action_mask)
-        # bool -> uint8 is a free reinterpretation; anything else is normalised to 0/1.
-        tensors["action_mask"] = (
-            mask.view(np.uint8) if mask.dtype == np.bool_ else (mask != 0).astype(np.uint8)
-        )
+    """safetensors bytes of the chunk's fields (core/chunks.py), each in its wire dtype;
+    arrays already of that dtype and contiguous are not copied."""
+    discrete = "action_mask" in chunk.arrays
+    tensors = {}
+    for field in FIELDS:
+        arr = chunk.arrays.get(field.name)
+        if arr is None:
+            continue
+        if field.name == "action_mask":
+            mask = np.ascontiguousarray(arr)
+            # bool -> uint8 is a free reinterpretation; anything else is normalised to 0/1.
+            tensors[field.name] = (
+                mask.view(np.uint8) if mask.dtype == np.bool_ else (mask != 0).astype(np.uint8)
+            )
+            continue
+        dtype = field.dtype or (np.dtype(np.int64) if discrete else np.dtype(np.float32))
+        tensors[field.name] = np.ascontiguousarray(arr, dtype=dtype)
     metadata = {
         "schema_version": str(SCHEMA_VERSION),
         "job": chunk.job,
@@ -214,8 +123,8 @@ def decode_chunk(data: bytes, spec: ChunkSpec, job: str | None = None) -> Trajec
                 where = _first_bad(~finite)
                 raise CodecError(f"tensor {name!r} has a non-finite value (NaN/inf) at {where}")
 
-    actions, mask = arrays["actions"], None
     if spec.num_actions is not None:
+        actions = arrays["actions"]
         low, high = int(actions.min()), int(actions.max())
         if low < 0 or high >= spec.num_actions:
             bad = low if low < 0 else high
@@ -223,7 +132,7 @@ def decode_chunk(data: bytes, spec: ChunkSpec, job: str | None = None) -> Trajec
         raw_mask = arrays["action_mask"]
         if int(raw_mask.max()) > 1:
             raise CodecError("tensor 'action_mask' must hold only 0 and 1")
-        mask = raw_mask.view(np.bool_)
+        arrays["action_mask"] = mask = raw_mask.view(np.bool_)
         allowed = mask[np.arange(spec.chunk_length), actions]
         if not allowed.all():
             step = int(np.argmin(allowed))
@@ -243,15 +152,7 @@ def decode_chunk(data: bytes, spec: ChunkSpec, job: str | None = None) -> Trajec
     if job is not None and meta["job"] != job:
         raise CodecError(f"chunk belongs to job {meta['job']!r}, expected {job!r}")
     return TrajectoryChunk(
-        obs=arrays["obs"],
-        action_mask=mask,
-        actions=actions,
-        rewards=arrays["rewards"],
-        dones=arrays["dones"],
-        behaviour_logp=arrays["behaviour_logp"],
-        values=arrays["values"],
-        policy_versions=versions,
-        bootstrap_obs=arrays["bootstrap_obs"],
+        arrays,
         job=meta["job"],
         actor_id=meta["actor_id"],
         env_index=_meta_int(meta, "env_index", "chunk"),

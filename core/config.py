@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from core.players import RANDOM, LineageNames, Role, name_problem
 
@@ -92,31 +102,92 @@ class ModelConfig(_Section):
 
 
 class AlgorithmConfig(_Section):
-    name: Literal["ppo_vtrace"] = "ppo_vtrace"
+    """What every algorithm's settings have. Each algorithm subclasses this with its own
+    fields and registers the subclass under its `name` (`register_algorithm_config`); a
+    job's `algorithm.name` picks the class its section is validated as. The class
+    attributes say what the rest of the system must do for it: which actor-side policy
+    acts with the published weights (actors/policies.py), which of its networks that is,
+    and which optional chunk fields the actors record (core/chunks.py)."""
+
+    acting: ClassVar[str] = "actor_critic"
+    acting_net: ClassVar[str] = "model"
+    chunk_fields: ClassVar[frozenset[str]] = frozenset({"behaviour_logp", "values"})
+
+    name: str
     gamma: float = Field(0.99, gt=0.0, le=1.0)
     lr: float = Field(3e-4, gt=0.0)
+    # Chunks per learner update; with chunk_length 32 this is 4096 learner steps.
+    batch_chunks: int = Field(128, ge=1)
+    # Publish weights after every K updates (1 keeps policy lag lowest).
+    publish_every: int = Field(1, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class PPOVTraceConfig(AlgorithmConfig):
+    """PPO with V-trace off-policy correction (learner/ppo_vtrace.py)."""
+
+    name: Literal["ppo_vtrace"] = "ppo_vtrace"
     # Decay the learning rate linearly to 0 over this many trained steps (CleanRL's
     # anneal_lr), so a fixed-budget run ends on a settled policy; 0 = constant rate.
     lr_anneal_steps: int = Field(0, ge=0)
     # PPO clip on the ratio pi/mu; V-trace truncation rho_bar = c_bar = 1 (IMPALA).
     clip: float = Field(0.2, gt=0.0)
-    # Dual-clip PPO (Ye et al. 2020, for large-scale self-play): where the advantage is
-    # negative the loss is capped at dual_clip * |advantage|, so a ratio that grew
-    # huge over an update's epochs (a sharp Gaussian moving onto an old action: the sumo
-    # disc job overflowed float32 at 4 minutes) cannot dominate; 0 turns it off.
+    # Dual-clip PPO (Ye et al. 2020): where the advantage is negative the loss is capped
+    # at dual_clip * |advantage|, so a ratio that grew huge over an update's epochs cannot
+    # dominate (the sumo disc job overflowed float32 without it); 0 turns it off.
     dual_clip: float = Field(3.0, ge=0.0)
     vtrace_rho_bar: float = Field(1.0, gt=0.0)
     entropy_coef: float = Field(0.01, ge=0.0)
     value_coef: float = Field(0.5, ge=0.0)
     max_grad_norm: float = Field(0.5, gt=0.0)
-    # Chunks per learner update; with chunk_length 32 this is 4096 learner steps.
-    batch_chunks: int = Field(128, ge=1)
     epochs: int = Field(2, ge=1)
     minibatches: int = Field(4, ge=1)
-    # Publish weights after every K updates (1 keeps policy lag lowest).
-    publish_every: int = Field(1, ge=1)
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _minibatches_fit(self) -> PPOVTraceConfig:
+        if self.minibatches > self.batch_chunks:
+            raise ValueError("minibatches must not exceed batch_chunks")
+        return self
+
+
+DEFAULT_ALGORITHM = "ppo_vtrace"
+_ALGORITHM_CONFIGS: dict[str, type[AlgorithmConfig]] = {}
+
+
+def register_algorithm_config(config_class: type[AlgorithmConfig]) -> type[AlgorithmConfig]:
+    """Makes `algorithm.name: NAME` (NAME the class's default name) validate as this class."""
+    name = config_class.model_fields["name"].default
+    if not isinstance(name, str):
+        raise ValueError(f"{config_class.__name__}.name needs a default (its registered name)")
+    if _ALGORITHM_CONFIGS.get(name, config_class) is not config_class:
+        raise ValueError(f"algorithm {name!r} is registered already")
+    _ALGORITHM_CONFIGS[name] = config_class
+    return config_class
+
+
+def algorithm_config(data: Any) -> AlgorithmConfig:
+    """`data` (a job's algorithm section) validated as the class its name registered."""
+    if isinstance(data, AlgorithmConfig):
+        return data
+    if not isinstance(data, dict):
+        raise ValueError("algorithm must be a mapping")
+    name = data.get("name", DEFAULT_ALGORITHM)
+    config_class = _ALGORITHM_CONFIGS.get(name) if isinstance(name, str) else None
+    if config_class is None:
+        known = ", ".join(sorted(_ALGORITHM_CONFIGS))
+        message = f"unknown algorithm {name!r} (known: {known})"
+        # The message is a template: braces in a user's name stay literal.
+        error = PydanticCustomError(
+            "unknown_algorithm", message.replace("{", "{{").replace("}", "}}")
+        )
+        raise ValidationError.from_exception_data(
+            "algorithm", [{"type": error, "loc": ("name",), "input": name}]
+        )
+    return config_class.model_validate(data)
+
+
+register_algorithm_config(PPOVTraceConfig)
 
 
 class ActorsConfig(_Section):
@@ -259,17 +330,24 @@ class JobConfig(_Section):
     job: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     env: EnvConfig
     model: ModelConfig = ModelConfig()
-    algorithm: AlgorithmConfig = AlgorithmConfig()
+    # Validated as the class registered for its name (PPOVTraceConfig by default); kept as
+    # that class when dumped, so its own fields survive the trip to Ray actors.
+    algorithm: SerializeAsAny[AlgorithmConfig] = Field(default_factory=PPOVTraceConfig)
     actors: ActorsConfig = ActorsConfig()
     league: LeagueConfig = LeagueConfig()
     transport: TransportConfig = TransportConfig()
     checkpoints: CheckpointConfig = CheckpointConfig()
     dashboard: DashboardConfig = DashboardConfig()
 
+    @field_validator("algorithm", mode="wrap")
+    @classmethod
+    def _algorithm_by_name(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(value, dict):
+            return algorithm_config(value)
+        return handler(value)
+
     @model_validator(mode="after")
-    def _minibatches_fit(self) -> JobConfig:
-        if self.algorithm.minibatches > self.algorithm.batch_chunks:
-            raise ValueError("algorithm.minibatches must not exceed algorithm.batch_chunks")
+    def _exploiters_fit(self) -> JobConfig:
         if self.env.teams and (self.league.main_exploiters or self.league.league_exploiters):
             raise ValueError("league exploiters are for single-team games, not env.teams")
         return self

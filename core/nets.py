@@ -153,21 +153,3 @@ def act(
         actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
     logp = log_prob(net, out, actions)
     return actions.numpy(), logp.numpy(), values.numpy()
-
-
-def random_legal_actions(
-    mask: np.ndarray | None,
-    num_actions: int,
-    rng: np.random.Generator,
-    batch: int,
-    continuous: bool = False,
-) -> np.ndarray:
-    """The uniform-random player: a legal action chosen uniformly (the Elo anchor);
-    for continuous actions, uniform in [-1, 1] per dimension."""
-    if continuous:
-        return rng.uniform(-1.0, 1.0, size=(batch, num_actions)).astype(np.float32)
-    if mask is None:
-        return rng.integers(0, num_actions, size=batch)
-    # Random scores on legal entries; argmax picks a uniform legal action per row.
-    scores = (rng.random((batch, num_actions)) + 1.0) * mask
-    return scores.argmax(axis=1)

@@ -27,6 +27,8 @@ from pettingzoo.utils.wrappers import (
     TerminateIllegalWrapper,
 )
 
+from core.spaces import PolicyShape
+
 # Wrappers that only police misuse (a move before reset, out of the action space, or
 # masked illegal): a legal move through them does exactly what it does on the bare env.
 _POLICING_WRAPPERS = (OrderEnforcingWrapper, AssertOutOfBoundsWrapper, TerminateIllegalWrapper)
@@ -44,6 +46,11 @@ class GameSpec:
     has_mask: bool
     turn_based: bool
     continuous: bool = False  # Box actions in [-1, 1] (e.g. MuJoCo sumo)
+
+    @property
+    def shape(self) -> PolicyShape:
+        """What a policy network for these agents looks like at its ends."""
+        return PolicyShape(self.obs_dim, self.num_actions, self.continuous)
 
 
 def _resolve_factory(name: str, api: str) -> tuple[Callable[..., Any], bool]:

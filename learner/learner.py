@@ -1,10 +1,13 @@
-"""The central learner: validated chunks in, PPO/V-trace updates, weights out.
+"""The central learner: validated chunks in, an algorithm's updates, weights out.
 
-Accounting (Sample Factory style, by policy version): a chunk is acknowledged
-only after the update that used it; chunks more than `max_policy_lag` versions
-old are acknowledged as dropped and counted; undecodable chunks go to the
-dead-letter stream with the reason. Chunks left pending by a dead learner are
-claimed back at start-up and periodically.
+It is the generic half of every learner (learner/algorithm.py has the other): a
+consumer of one lineage's trajectory stream with Sample Factory's accounting by policy
+version. A chunk is acknowledged only after the update that used it; chunks more than
+`max_policy_lag` versions old are acknowledged as dropped and counted; undecodable chunks
+go to the dead-letter stream with the reason. Chunks left pending by a dead learner are
+claimed back at start-up and periodically. After every `publish_every` updates it
+publishes the algorithm's acting weights as a new version and asks the league whether a
+snapshot is due; checkpoints hold every net and optimizer the algorithm names.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import numpy as np
 import torch
 
 from core.checkpoints import atomic_write, load_checkpoint, save_checkpoint
-from core.codec import ChunkSpec, CodecError, TrajectoryChunk, decode_chunk, encode_weights
+from core.chunks import TrajectoryChunk, job_chunk_spec
+from core.codec import CodecError, decode_chunk, encode_weights
 from core.config import JobConfig
 from core.league_protocol import LearnerLeague
-from core.nets import build_net
 from core.players import snapshot_id
-from learner.ppo_vtrace import Batch, update
+from core.spaces import PolicyShape
+from learner.algorithm import build_algorithm
 from transport.streams import TrajectoryStream
 from transport.weights import WeightStore
 
@@ -37,25 +41,6 @@ def pick_device(setting: str) -> torch.device:
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def stack_chunks(chunks: list[TrajectoryChunk], device: torch.device) -> Batch:
-    """[B] chunks of T steps -> time-major [T, B] tensors on the device."""
-
-    def tm(name: str, dtype: torch.dtype) -> torch.Tensor:
-        arr = np.stack([getattr(c, name) for c in chunks], axis=1)
-        return torch.from_numpy(arr).to(device=device, dtype=dtype)
-
-    has_mask = chunks[0].action_mask is not None
-    return Batch(
-        obs=tm("obs", torch.float32),
-        mask=tm("action_mask", torch.bool) if has_mask else None,
-        actions=tm("actions", torch.int64 if has_mask else torch.float32),
-        rewards=tm("rewards", torch.float32),
-        dones=tm("dones", torch.bool),
-        behaviour_logp=tm("behaviour_logp", torch.float32),
-        bootstrap_obs=torch.from_numpy(np.stack([c.bootstrap_obs for c in chunks])).to(device),
-    )
 
 
 @dataclass
@@ -92,23 +77,16 @@ class Learner:
         self.role = config.learners()[self.player].role
         self.stream_name = config.stream_name(self.player)
         self.device = pick_device(config.algorithm.device)
-        torch.manual_seed(config.algorithm.seed)
-        self.net = build_net(config.model, obs_dim, num_actions, continuous).to(self.device)
-        # The seed weights exploiters restart from: the same seed rebuilds them on resume.
-        self._seed_state = {k: v.clone() for k, v in self.net.state_dict().items()}
-        self.optimizer = self._new_optimizer()
-        self.generator = torch.Generator().manual_seed(config.algorithm.seed)
-        self.spec = ChunkSpec(
-            obs_dim=obs_dim,
-            chunk_length=config.actors.chunk_length,
-            num_actions=None if continuous else num_actions,
-            action_dim=num_actions if continuous else None,
-        )
+        shape = PolicyShape(obs_dim, num_actions, continuous)
+        self.algorithm = build_algorithm(config.algorithm, config.model, shape, self.device)
+        self.spec = job_chunk_spec(config, shape)
         self.consumer = f"learner-{socket.gethostname()}"
         self.counters = LearnerCounters()
         self.checkpoint_path = run_dir / "checkpoints" / config.names().checkpoint_file(self.player)
         if resume:
-            meta = load_checkpoint(self.checkpoint_path, self.net, self.optimizer)
+            meta = load_checkpoint(
+                self.checkpoint_path, self.algorithm.nets(), self.algorithm.optimizers()
+            )
             self.counters = LearnerCounters(**meta["counters"])
             if "last_snapshot_version" not in meta["counters"]:  # saved before it existed
                 v, every = self.counters.version, config.league.snapshot_every_versions
@@ -128,13 +106,6 @@ class Learner:
         # The same per trained step (each step's own behaviour version): lag -> steps.
         self.step_lag_counts: Counter[int] = Counter()
 
-    def learning_rate(self) -> float:
-        """algorithm.lr, decayed linearly to 0 over algorithm.lr_anneal_steps (if set)."""
-        cfg = self.config.algorithm
-        if not cfg.lr_anneal_steps:
-            return cfg.lr
-        return cfg.lr * max(0.0, 1.0 - self.counters.steps_trained / cfg.lr_anneal_steps)
-
     def lag_histogram(self) -> dict[int, int]:
         """Policy lag (learner version at training time - the chunk's oldest version) ->
         chunks trained with it, since this learner started; dropped chunks (lag over
@@ -147,12 +118,9 @@ class Learner:
         Factory's per-sample policy lag. A chunk's oldest step bounds it from above."""
         return dict(sorted(self.step_lag_counts.items()))
 
-    def _new_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.config.algorithm.lr, eps=1e-5)
-
     # -- weights, snapshots, checkpoints ------------------------------------------
     def publish(self) -> int:
-        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        state = self.algorithm.acting_state()
         meta = {"published_unix": repr(time.time()), "player": self.player}
         # The payload names its own version; the store refuses it if another learner
         # published that version first (VersionConflict), so versions never repeat.
@@ -190,15 +158,16 @@ class Learner:
         snapshot = self.snapshot()
         log.info("%s: snapshot %s (%s)", self.player, snapshot, advice.reason)
         if advice.reset:
-            self.net.load_state_dict(self._seed_state)
-            self.optimizer = self._new_optimizer()
+            self.algorithm.restart()
             self.counters.resets += 1
             self.publish()  # the restarted weights get a version of their own
             self.counters.last_snapshot_version = self.counters.version
 
     def checkpoint(self) -> None:
         meta = {"counters": self.counters.__dict__, "config_job": self.config.job}
-        save_checkpoint(self.checkpoint_path, self.net, self.optimizer, meta)
+        save_checkpoint(
+            self.checkpoint_path, self.algorithm.nets(), self.algorithm.optimizers(), meta
+        )
         self._last_checkpoint = time.monotonic()
 
     def start(self) -> None:
@@ -267,12 +236,7 @@ class Learner:
 
     def train_step(self, ids: list[str], chunks: list[TrajectoryChunk]) -> dict[str, float]:
         t0 = time.perf_counter()
-        batch = stack_chunks(chunks, self.device)
-        self.net.train()
-        lr = self.learning_rate()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        stats = update(self.net, self.optimizer, batch, self.config.algorithm, self.generator)
+        stats = self.algorithm.update(chunks, self.counters.steps_trained)
         steps = sum(c.num_steps for c in chunks)
         lags = [self.counters.version - c.policy_version for c in chunks]
         self.lags.extend(lags)
@@ -300,7 +264,6 @@ class Learner:
                 "lag/mean": float(np.mean(lags)),
                 "lag/max": float(np.max(lags)),
                 "throughput/update_seconds": elapsed,
-                "lr": lr,
                 "version": float(self.counters.version),
             }
         )

@@ -9,13 +9,17 @@ several SGD passes over one batch from moving too far.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from ray.rllib.algorithms.impala.torch.vtrace_torch_v2 import vtrace_torch
 
-from core.config import AlgorithmConfig
-from core.nets import PolicyValueNet, log_prob_entropy
+from core.chunks import TrajectoryChunk
+from core.config import AlgorithmConfig, ModelConfig, PPOVTraceConfig
+from core.nets import PolicyValueNet, build_net, log_prob_entropy
+from core.spaces import PolicyShape
 
 
 @dataclass
@@ -42,7 +46,7 @@ def _logp_values(
 
 @torch.no_grad()
 def vtrace_targets(
-    net: PolicyValueNet, batch: Batch, cfg: AlgorithmConfig
+    net: PolicyValueNet, batch: Batch, cfg: PPOVTraceConfig
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(vs, advantages, logp of the current policy), all [T, B] and detached."""
     logp, values, _ = _logp_values(net, batch.obs, batch.mask, batch.actions)
@@ -70,7 +74,7 @@ def ppo_loss(
     vs: torch.Tensor,
     adv: torch.Tensor,
     old_logp: torch.Tensor,
-    cfg: AlgorithmConfig,
+    cfg: PPOVTraceConfig,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     logp, values, entropy = _logp_values(net, batch.obs, batch.mask, batch.actions)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -100,7 +104,7 @@ def update(
     net: PolicyValueNet,
     optimizer: torch.optim.Optimizer,
     batch: Batch,
-    cfg: AlgorithmConfig,
+    cfg: PPOVTraceConfig,
     generator: torch.Generator,
 ) -> dict[str, float]:
     """Several epochs of minibatch SGD over one batch; minibatches split the B axis."""
@@ -132,3 +136,77 @@ def update(
             optimizer.step()
     stats["value/vs_mean"] = vs.mean().item()
     return stats
+
+
+def stack_chunks(chunks: Sequence[TrajectoryChunk], device: torch.device) -> Batch:
+    """[B] chunks of T steps -> time-major [T, B] tensors on the device."""
+
+    def tm(name: str, dtype: torch.dtype) -> torch.Tensor:
+        arr = np.stack([c[name] for c in chunks], axis=1)
+        return torch.from_numpy(arr).to(device=device, dtype=dtype)
+
+    has_mask = chunks[0].action_mask is not None
+    return Batch(
+        obs=tm("obs", torch.float32),
+        mask=tm("action_mask", torch.bool) if has_mask else None,
+        actions=tm("actions", torch.int64 if has_mask else torch.float32),
+        rewards=tm("rewards", torch.float32),
+        dones=tm("dones", torch.bool),
+        behaviour_logp=tm("behaviour_logp", torch.float32),
+        bootstrap_obs=torch.from_numpy(np.stack([c["bootstrap_obs"] for c in chunks])).to(device),
+    )
+
+
+class PPOVTrace:
+    """PPO/V-trace as the learner's algorithm (learner/algorithm.py): one policy/value
+    network ("model", which the actors act with) and its Adam optimizer ("optim")."""
+
+    def __init__(
+        self,
+        config: AlgorithmConfig,
+        model: ModelConfig,
+        shape: PolicyShape,
+        device: torch.device,
+    ) -> None:
+        if not isinstance(config, PPOVTraceConfig):
+            raise TypeError(f"PPOVTrace needs a PPOVTraceConfig, got {type(config).__name__}")
+        self.config, self.device = config, device
+        torch.manual_seed(config.seed)
+        self.net = build_net(model, shape.obs_dim, shape.num_actions, shape.continuous).to(device)
+        # The seed weights exploiters restart from: the same seed rebuilds them on resume.
+        self._seed_state = {k: v.clone() for k, v in self.net.state_dict().items()}
+        self.optimizer = self._new_optimizer()
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.net.parameters(), lr=self.config.lr, eps=1e-5)
+
+    def nets(self) -> Mapping[str, torch.nn.Module]:
+        return {"model": self.net}
+
+    def optimizers(self) -> Mapping[str, torch.optim.Optimizer]:
+        return {"optim": self.optimizer}
+
+    def acting_state(self) -> Mapping[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+
+    def learning_rate(self, steps_trained: int) -> float:
+        """lr, decayed linearly to 0 over lr_anneal_steps (if set)."""
+        cfg = self.config
+        if not cfg.lr_anneal_steps:
+            return cfg.lr
+        return cfg.lr * max(0.0, 1.0 - steps_trained / cfg.lr_anneal_steps)
+
+    def update(self, chunks: Sequence[TrajectoryChunk], steps_trained: int) -> dict[str, float]:
+        batch = stack_chunks(chunks, self.device)
+        self.net.train()
+        lr = self.learning_rate(steps_trained)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        stats = update(self.net, self.optimizer, batch, self.config, self.generator)
+        stats["lr"] = lr
+        return stats
+
+    def restart(self) -> None:
+        self.net.load_state_dict(self._seed_state)
+        self.optimizer = self._new_optimizer()

@@ -109,11 +109,12 @@ def test_learner_bench_main_prints_json(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_synthetic_chunks_pass_the_codec() -> None:
-    config = load_config(ROOT / "configs" / "connect_four.yaml", ["model.hidden=[16]"])
+    overrides = ["model.hidden=[16]", "actors.chunk_length=32"]
+    config = load_config(ROOT / "configs" / "connect_four.yaml", overrides)
     spec = learner_bench.game_spec(config)
     net = learner_bench.build_net(config.model, spec.obs_dim, spec.num_actions)
     chunks = learner_bench.synthetic_chunks(net, spec, 4, 32)
-    cspec = learner_bench.chunk_spec(spec, 32)
+    cspec = learner_bench.chunk_spec(config, spec)
     for chunk in chunks:
         data = learner_bench.encode_chunk(chunk)
         back = learner_bench.decode_chunk(data, cspec, job=learner_bench.JOB)

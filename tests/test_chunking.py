@@ -3,29 +3,25 @@ chunk waits while its lineage plays elsewhere in the actor."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
 from actors.chunking import ChunkBuilder, TrackPool
+from core.chunks import ChunkSpec
 
 LENGTH = 4
 
 
-@dataclass
-class Track:
-    chunks: ChunkBuilder
-
-
-def _pool(n: int) -> tuple[TrackPool[Track], list[Track]]:
-    tracks = [Track(ChunkBuilder("job", "actor", i, 3, 2, LENGTH)) for i in range(n)]
+def _pool(n: int) -> tuple[TrackPool, list[ChunkBuilder]]:
+    spec = ChunkSpec(obs_dim=3, chunk_length=LENGTH, num_actions=2)
+    tracks = [ChunkBuilder(spec, "job", "actor", i) for i in range(n)]
     return TrackPool(tracks), tracks
 
 
-def _fill(track: Track, steps: int, version: int) -> None:
+def _fill(track: ChunkBuilder, steps: int, version: int) -> None:
     for _ in range(steps):
-        track.chunks.add(np.zeros(3, np.float32), None, 0, 0.0, 0.0, version, 0.0, True)
+        step = {"obs": np.zeros(3, np.float32), "actions": 0, "rewards": 0.0, "dones": True}
+        track.add({**step, "policy_versions": version})
 
 
 def test_agents_take_the_stalest_part_filled_track_then_empty_ones() -> None:
@@ -49,11 +45,11 @@ def test_an_agent_whose_chunk_went_out_moves_to_a_waiting_track() -> None:
     _fill(waiting, 3, version=1)
     pool.give_back(waiting)  # e.g. its game went on to an eval game, which trains none
     _fill(held, LENGTH, version=2)
-    held.chunks.take(np.zeros(3, np.float32))
+    held.take(np.zeros(3, np.float32))
     assert pool.after_chunk(held) is waiting
     # With nothing waiting, an agent keeps its (now empty) track.
     _fill(waiting, 1, version=4)
-    waiting.chunks.take(np.zeros(3, np.float32))
+    waiting.take(np.zeros(3, np.float32))
     assert pool.after_chunk(waiting) is waiting
     # The empty track it left is idle again: two empty ones to take.
     assert {id(pool.take()), id(pool.take())} == {id(held), id(tracks[2])}
@@ -64,3 +60,21 @@ def test_more_holders_than_tracks_is_an_error() -> None:
     pool.take()
     with pytest.raises(RuntimeError, match="more agents hold tracks"):
         pool.take()
+
+
+def test_the_builder_lays_out_what_the_spec_names() -> None:
+    """Buffers follow the job's chunk spec: an actor-critic job's chunks carry the stored
+    log-probabilities and values, a discrete env without masks gets an all-legal mask."""
+    spec = ChunkSpec(
+        obs_dim=3, chunk_length=2, num_actions=2, optional={"behaviour_logp", "values"}
+    )
+    builder = ChunkBuilder(spec, "job", "actor", 7, start_sequence=5)
+    for t in range(2):
+        builder.add({"obs": np.full(3, t, np.float32), "actions": t, "rewards": 1.0 * t,
+                     "dones": t == 1, "policy_versions": 4, "behaviour_logp": -0.5,
+                     "values": 0.25})  # fmt: skip
+    chunk = builder.take(np.ones(3, np.float32))
+    assert sorted(chunk.names()) == sorted(spec.tensor_specs())
+    assert chunk.actions.tolist() == [0, 1] and chunk.dones.tolist() == [False, True]
+    assert chunk.action_mask.all() and chunk.behaviour_logp.tolist() == [-0.5, -0.5]
+    assert (chunk.env_index, chunk.sequence) == (7, 5) and builder.sequence == 6

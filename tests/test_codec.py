@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -24,8 +23,9 @@ from core.codec import (
 )
 
 T, OBS, A, ACT_DIM = 6, 5, 4, 3
-DISCRETE = ChunkSpec(obs_dim=OBS, chunk_length=T, num_actions=A)
-CONTINUOUS = ChunkSpec(obs_dim=OBS, chunk_length=T, action_dim=ACT_DIM)
+STORED = frozenset({"behaviour_logp", "values"})  # what an actor-critic policy records
+DISCRETE = ChunkSpec(obs_dim=OBS, chunk_length=T, num_actions=A, optional=STORED)
+CONTINUOUS = ChunkSpec(obs_dim=OBS, chunk_length=T, action_dim=ACT_DIM, optional=STORED)
 
 
 def make_chunk(discrete: bool = True, seed: int = 0) -> TrajectoryChunk:
@@ -36,7 +36,7 @@ def make_chunk(discrete: bool = True, seed: int = 0) -> TrajectoryChunk:
         mask[np.arange(T), actions] = True
     else:
         mask, actions = None, rng.standard_normal((T, ACT_DIM)).astype(np.float32)
-    return TrajectoryChunk(
+    return TrajectoryChunk.of(
         obs=rng.standard_normal((T, OBS)).astype(np.float32),
         action_mask=mask,
         actions=actions,
@@ -78,12 +78,11 @@ def test_chunk_round_trip(discrete: bool) -> None:
     chunk = make_chunk(discrete)
     spec = DISCRETE if discrete else CONTINUOUS
     out = decode_chunk(encode_chunk(chunk), spec, job="sumo")
-    for field in dataclasses.fields(TrajectoryChunk):
-        got, want = getattr(out, field.name), getattr(chunk, field.name)
-        if isinstance(want, np.ndarray):
-            np.testing.assert_array_equal(got, want)
-        else:
-            assert got == want
+    assert sorted(out.names()) == sorted(chunk.names()) == sorted(spec.tensor_specs())
+    for name in chunk.names():
+        np.testing.assert_array_equal(out[name], chunk[name])
+    for key in ("job", "actor_id", "env_index", "sequence"):
+        assert getattr(out, key) == getattr(chunk, key)
     assert out.obs.dtype == np.float32 and out.dones.dtype == np.bool_
     assert out.policy_versions.dtype == np.int64
     if discrete:
@@ -112,7 +111,7 @@ def test_corrupt_and_truncated_bytes() -> None:
 
 
 def test_oversize_rejected_before_parsing() -> None:
-    small = ChunkSpec(obs_dim=OBS, chunk_length=T, num_actions=A, max_bytes=2000)
+    small = ChunkSpec(obs_dim=OBS, chunk_length=T, num_actions=A, optional=STORED, max_bytes=2000)
     message = rejected(b"\xff" * 2001, small)  # not even safetensors: size comes first
     assert "over the limit of 2000" in message
 
@@ -257,3 +256,38 @@ def test_weights_rejections() -> None:
     rejects(no_version, "missing 'version'")
     with pytest.raises(ValueError, match="reserved"):
         encode_weights(state, 1, {"version": "2"})
+
+
+def test_optional_fields_follow_the_spec() -> None:
+    """The table's optional fields travel exactly when the spec names them: a chunk with
+    goals and success flags for a goal-conditioned job, and none of them otherwise."""
+    rng = np.random.default_rng(3)
+    goals = {"desired_goal", "achieved_goal", "is_success", "recurrent_state"}
+    spec = ChunkSpec(obs_dim=OBS, chunk_length=T, action_dim=2, optional=goals, goal_dim=3,
+                     state_dim=4)  # fmt: skip
+    chunk = TrajectoryChunk.of(
+        "goal", "actor-1", 0, 0,
+        obs=rng.standard_normal((T, OBS)).astype(np.float32),
+        actions=rng.standard_normal((T, 2)).astype(np.float32),
+        rewards=np.zeros(T, np.float32), dones=np.zeros(T, bool),
+        policy_versions=np.zeros(T, np.int64), bootstrap_obs=np.zeros(OBS, np.float32),
+        desired_goal=rng.standard_normal((T, 3)).astype(np.float32),
+        achieved_goal=rng.standard_normal((T, 3)).astype(np.float32),
+        is_success=np.array([0, 0, 0, 0, 1, 1], bool),
+        recurrent_state=np.ones(4, np.float32),
+    )  # fmt: skip
+    out = decode_chunk(encode_chunk(chunk), spec)
+    assert out.is_success.tolist() == [False] * 4 + [True] * 2
+    assert out.behaviour_logp is None and out.values is None  # not in this spec
+    np.testing.assert_array_equal(out.desired_goal, chunk.desired_goal)
+    tensors, meta = wire(chunk)
+    del tensors["is_success"]
+    assert "missing tensor(s) 'is_success'" in rejected(raw(tensors, meta), spec)
+    assert "unexpected tensor(s) 'behaviour_logp', 'values'" in rejected(
+        encode_chunk(make_chunk(discrete=False)),
+        ChunkSpec(obs_dim=OBS, chunk_length=T, action_dim=ACT_DIM),
+    )
+    with pytest.raises(ValueError, match="no optional chunk fields"):
+        ChunkSpec(obs_dim=OBS, chunk_length=T, num_actions=A, optional={"obs"})
+    with pytest.raises(ValueError, match="goal_dim > 0 exactly when"):
+        ChunkSpec(obs_dim=OBS, chunk_length=T, num_actions=A, optional={"desired_goal"})

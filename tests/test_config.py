@@ -72,11 +72,14 @@ def test_league_builtins_and_sampling_are_validated() -> None:
         parse_config({**base, "league": {"builtins": ["charge"]}})
     with pytest.raises(ConfigError, match="league.*invalid player name"):
         parse_config({**base, "league": {"builtins": ["random", "bad name"]}})
-    # Names the registries above core know are checked before a job starts.
+    # Names the registries above core know are checked before a job starts. (The charge
+    # bot is registered by the sumo env's package, as it is wherever a sumo job runs.)
+    import envs.sumo  # noqa: F401
+
     c4 = {"job": "j", "env": {"name": "pettingzoo.classic.connect_four_v3"}}
     check_job(parse_config({**c4, "league": {"builtins": ["random", "tactical"]}}))
     for league, needle in [
-        ({"builtins": ["random", "chess_engine"]}, "league.builtins: unknown scripted player"),
+        ({"builtins": ["random", "chess_engine"]}, "league.builtins: unknown bot 'chess_engine'"),
         ({"builtins": ["random", "charge"]}, "league.builtins: the charge bot plays sumo"),
         ({"opponent_sampling": "elo"}, "league.opponent_sampling: unknown opponent sampling"),
         ({"builtin_sampling": "best"}, "league.builtin_sampling: unknown opponent sampling"),

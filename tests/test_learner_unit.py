@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from core.config import AlgorithmConfig, ModelConfig
+from core.config import ModelConfig, PPOVTraceConfig
 from core.nets import build_net
 from learner.ppo_vtrace import Batch, update
 
@@ -43,7 +43,7 @@ def test_update_learns_a_bandit() -> None:
     torch.manual_seed(0)
     net = build_net(ModelConfig(hidden=(32,)), OBS, A)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    cfg = AlgorithmConfig(minibatches=2)
+    cfg = PPOVTraceConfig(minibatches=2)
     gen = torch.Generator().manual_seed(0)
     before = prob_of_best(net)
     for _ in range(30):
@@ -66,14 +66,14 @@ def test_checkpoint_round_trip_restores_model_and_optimizer(tmp_path: Path) -> N
     net = build_net(ModelConfig(hidden=(16,)), OBS, A)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
-    update(net, opt, bandit_batch(net, gen), AlgorithmConfig(minibatches=1, epochs=1), gen)
+    update(net, opt, bandit_batch(net, gen), PPOVTraceConfig(minibatches=1, epochs=1), gen)
     path = tmp_path / "ck" / "learner.safetensors"
-    save_checkpoint(path, net, opt, {"counters": {"version": 7}})
+    save_checkpoint(path, {"model": net}, {"optim": opt}, {"counters": {"version": 7}})
     assert [p.name for p in path.parent.iterdir()] == ["learner.safetensors"]  # no tmp left
 
     net2 = build_net(ModelConfig(hidden=(16,)), OBS, A)
     opt2 = torch.optim.Adam(net2.parameters(), lr=1e-3)
-    meta = load_checkpoint(path, net2, opt2)
+    meta = load_checkpoint(path, {"model": net2}, {"optim": opt2})
     assert meta["counters"]["version"] == 7
     for a, b in zip(net.parameters(), net2.parameters(), strict=True):
         assert torch.equal(a, b)
@@ -93,10 +93,44 @@ def test_checkpoint_errors_are_clear(tmp_path: Path) -> None:
         load_checkpoint(bad)
     net = build_net(ModelConfig(hidden=(16,)), OBS, A)
     path = tmp_path / "ok.safetensors"
-    save_checkpoint(path, net, torch.optim.Adam(net.parameters()), {"counters": {}})
+    save_checkpoint(path, {"model": net}, {"optim": torch.optim.Adam(net.parameters())}, {})
     other = build_net(ModelConfig(hidden=(8,)), OBS, A)
     with pytest.raises(CheckpointError, match="does not fit"):
-        load_checkpoint(path, other)
+        load_checkpoint(path, {"model": other})
+    with pytest.raises(CheckpointError, match="has no network 'critic'"):
+        load_checkpoint(path, {"critic": net})
+    with pytest.raises(ValueError, match="must differ"):
+        save_checkpoint(path, {"model": net}, {"model": torch.optim.Adam(net.parameters())}, {})
+
+
+def test_checkpoint_holds_several_nets_and_reads_the_older_format(tmp_path: Path) -> None:
+    actor, critic = (build_net(ModelConfig(hidden=(8,)), OBS, A) for _ in range(2))
+    optimizers = {
+        name: torch.optim.Adam(n.parameters()) for name, n in (("a", actor), ("c", critic))
+    }
+    path = tmp_path / "two.safetensors"
+    save_checkpoint(path, {"actor": actor, "critic": critic}, optimizers, {"counters": {}})
+    only_critic = build_net(ModelConfig(hidden=(8,)), OBS, A)
+    load_checkpoint(path, {"critic": only_critic})  # a subset: eval loads one net
+    for a, b in zip(critic.parameters(), only_critic.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # Checkpoints written before named nets: "model.*", "optim.*", an "optimizer" header.
+    import json
+
+    from safetensors.torch import save
+
+    net = build_net(ModelConfig(hidden=(8,)), OBS, A)
+    opt = torch.optim.Adam(net.parameters())
+    tensors = {f"model.{k}": v.contiguous() for k, v in net.state_dict().items()}
+    groups = opt.state_dict()["param_groups"]
+    header = {"meta": json.dumps({"counters": {"version": 3}}),
+              "optimizer": json.dumps({"param_groups": groups, "scalars": {}})}  # fmt: skip
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(save(tensors, metadata=header))
+    net2 = build_net(ModelConfig(hidden=(8,)), OBS, A)
+    meta = load_checkpoint(old, {"model": net2}, {"optim": torch.optim.Adam(net2.parameters())})
+    assert meta["counters"]["version"] == 3
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), net2.parameters(), strict=True))
 
 
 def test_conv_model_reads_boards_and_checks_their_size() -> None:
@@ -145,7 +179,7 @@ def test_ppo_loss_stays_finite_and_dual_clipped_for_huge_ratios() -> None:
     old_logp = torch.full((1, 4), -150.0)  # new / old = e^~150 for every row
     a = 1.0 / (4.0 / 3.0) ** 0.5  # |advantage| after normalisation (std of +-1 over 4)
     for dual_clip in (3.0, 0.0):
-        cfg = AlgorithmConfig(dual_clip=dual_clip)
+        cfg = PPOVTraceConfig(dual_clip=dual_clip)
         loss, stats = ppo_loss(net, batch, torch.zeros(1, 4), adv, old_logp, cfg)
         loss.backward()
         assert torch.isfinite(loss)

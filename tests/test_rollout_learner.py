@@ -16,7 +16,8 @@ from actors.evaluation import evaluate
 from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.rollout import RolloutWorker
-from core.codec import ChunkSpec, decode_chunk
+from core.chunks import job_chunk_spec
+from core.codec import decode_chunk
 from core.config import JobConfig, LeagueSettings, parse_config
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
@@ -112,7 +113,7 @@ def test_chunks_are_valid_and_carry_every_game_outcome(
     worker.league.close()
     entries = stream.read("inspector", count=10_000, block_ms=0)
     assert len(entries) == worker.stats.chunks_sent > 0
-    spec = ChunkSpec(obs_dim=84, chunk_length=8, num_actions=7)
+    spec = job_chunk_spec(cfg, Game(cfg.env.name).spec.shape)
     chunks = [decode_chunk(data, spec, job="c4test") for _, data in entries]
     steps = np.concatenate([c.rewards for c in chunks])
     dones = np.concatenate([c.dones for c in chunks])
@@ -155,16 +156,16 @@ def test_chunks_held_for_one_write_all_reach_the_stream(
     worker.run(watch, max_steps=100)
     worker.league.close()
     assert len(set(lengths)) == 1  # the hour never passed: no write while playing ...
-    assert not any(worker._outbox.values())  # ... and one on the way out
+    assert not any(worker.episodes.outbox.values())  # ... and one on the way out
     assert len(stream.read("inspector", count=10_000, block_ms=0)) == worker.stats.chunks_sent
     assert worker.stats.chunks_sent > lengths[-1]
     # One write must fit the stream: a quarter of its room is sent before the hour.
     quarter = stream.max_length // 4
-    worker._outbox["main"] = [b"chunk"] * (quarter - 1)
-    assert not worker._flush_due(time.monotonic())
-    worker._outbox["main"].append(b"chunk")
-    assert worker._flush_due(time.monotonic())
-    worker._outbox["main"] = []
+    worker.episodes.outbox["main"] = [b"chunk"] * (quarter - 1)
+    assert not worker.flush_due(time.monotonic())
+    worker.episodes.outbox["main"].append(b"chunk")
+    assert worker.flush_due(time.monotonic())
+    worker.episodes.outbox["main"] = []
 
 
 def test_learner_trains_acks_publishes_and_actor_adopts(
@@ -219,14 +220,12 @@ def test_self_play_games_train_both_seats(
     learner, worker, stream = make_parts(cfg, redis_client, league, tmp_path)
     worker.run(lambda: False, max_steps=200)
     worker.league.close()
-    spec = ChunkSpec(obs_dim=84, chunk_length=8, num_actions=7)
+    spec = job_chunk_spec(cfg, Game(cfg.env.name).spec.shape)
     chunks = [decode_chunk(d, spec) for _, d in stream.read("inspector", 10_000, 0)]
     # Both seats are trained at once: more tracks than games carry data ...
     assert len({c.env_index for c in chunks}) > cfg.actors.envs_per_actor
     # ... and every learner decision of every game is there: both players' moves.
-    assert worker.stats.learner_steps == worker.stats.env_steps - sum(
-        t.pending is not None for t in worker.tracks["main"].tracks()
-    )
+    assert worker.stats.learner_steps == worker.stats.env_steps - len(worker.stepper.pending)
 
 
 def test_parallel_game_without_masks_trains(
@@ -250,7 +249,9 @@ def test_sumo_with_continuous_actions_trains(
     learner, worker, stream = make_parts(
         tiny_config("sumotest", env), redis_client, league, tmp_path
     )
-    assert worker.specs["main"].continuous and worker.specs["main"].num_actions == 2
+    assert (
+        worker.episodes.specs["main"].continuous and worker.episodes.specs["main"].num_actions == 2
+    )
     worker.run(lambda: False, max_steps=120)
     trained = train_until_starved(learner)
     worker.league.close()

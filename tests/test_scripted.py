@@ -1,9 +1,18 @@
-"""The scripted tactical bot: a yardstick stronger than random, for any turn-based game."""
+"""Bots (envs/bots.py): the tactical bot, a yardstick stronger than random for any
+turn-based game, and the registry that makes any bot a league builtin and an opponent."""
+
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import torch
 
-from actors.scripted import tactical_action
-from envs.pettingzoo_adapter import Game, outcome_for
+from actors.evaluation import play_games
+from actors.players import BotPlayer, Lineup
+from cluster.checks import check_job
+from core.config import parse_config
+from envs.bots import is_bot, register_bot, tactical_action
+from envs.pettingzoo_adapter import Game, GameSpec, outcome_for
 
 
 def test_clone_is_independent() -> None:
@@ -50,3 +59,45 @@ def test_tactical_bot_takes_a_win_and_blocks_one() -> None:
     game.step({second: 5})
     # now first can win in column 0 and must take it.
     assert tactical_action(game, first, np.random.default_rng(1)) == 0
+
+
+class FirstLegalBot:
+    """A bot defined only here: the lowest legal action. Registering it is all it takes
+    to be a league builtin and an eval opponent (no change under actors/ or cluster/)."""
+
+    name = "first_legal"
+
+    def problem(self, env_name: str, spec: GameSpec) -> str | None:
+        return None if not spec.continuous else "discrete actions only"
+
+    def act(
+        self,
+        obs: np.ndarray,
+        mask: np.ndarray | None,
+        rng: np.random.Generator,
+        spec: GameSpec,
+        games: Sequence[Any],
+        agents: Sequence[str],
+    ) -> np.ndarray:
+        assert mask is not None
+        return mask.argmax(axis=1)
+
+
+def test_a_registered_bot_is_a_builtin_and_an_eval_opponent() -> None:
+    if not is_bot(FirstLegalBot.name):
+        register_bot(FirstLegalBot())
+    config = parse_config(
+        {
+            "job": "c4",
+            "env": {"name": "pettingzoo.classic.connect_four_v3"},
+            "model": {"hidden": [8]},
+            "league": {"builtins": ["random", "first_legal"]},
+        }
+    )
+    check_job(config)  # a known bot that can play connect_four
+    lineup = Lineup({}, torch.Generator())
+    first_legal, random = lineup.player(("main", "first_legal")), lineup.player(("main", "random"))
+    assert isinstance(first_legal, BotPlayer)
+    # Stacking column 0 wins against random play most of the time.
+    wins, draws, losses = play_games(config, first_legal, random, games=40, seed=0)
+    assert wins + draws + losses == 40 and wins > 20

@@ -305,18 +305,21 @@ def test_the_ant_is_light_enough_to_walk_and_stands_when_idle() -> None:
 
 
 def test_still_bot_sends_zero_actions_in_continuous_games_only() -> None:
-    from actors.scripted import scripted_action, scripted_problem
+    from envs.bots import bot_problem, get_bot
     from envs.pettingzoo_adapter import Game
 
     game = Game("envs.sumo.sumo_env", "parallel", {"bodies": ["ant", "ant"]})
-    assert scripted_problem("still", "envs.sumo.sumo_env", game.spec) is None
+    assert bot_problem("still", "envs.sumo.sumo_env", game.spec) is None
     game.reset(seed=0)
     agent = game.spec.agents[1]
     obs, _ = game.observe(agent)
-    move = scripted_action("still", game, agent, obs, np.random.default_rng(0))
-    np.testing.assert_array_equal(move, np.zeros(8, np.float32))
+    move = get_bot("still").act(
+        obs[None], None, np.random.default_rng(0), game.spec, [game], [agent]
+    )
+    np.testing.assert_array_equal(move, np.zeros((1, 8), np.float32))
     c4 = Game("pettingzoo.classic.connect_four_v3")
-    assert "continuous" in scripted_problem("still", "pettingzoo.classic.connect_four_v3", c4.spec)
+    assert "continuous" in bot_problem("still", "pettingzoo.classic.connect_four_v3", c4.spec)
+    assert "disc or bug" in bot_problem("charge", "envs.sumo.sumo_env", game.spec)  # ants
 
 
 def test_charge_bot_steers_a_bug_towards_the_opponent() -> None:

@@ -382,3 +382,32 @@ def test_history_with_a_bad_setting_is_a_clear_error() -> None:
         SumoVector(1, bodies=("bug", "bug"), history=2, history_stride=0)
     with pytest.raises(ValueError, match="history frames"):
         SumoVector(1, bodies=("bug", "bug"), history=-1)
+
+
+def test_reset_hook_runs_for_each_game_that_starts_an_episode() -> None:
+    """The per-game reset hook of the batched env contract (envs/batched.py): called for
+    every game reset, reset_one and autoreset restarts, before the first observation, so
+    a hook that moves game i's bodies is seen in the observation the step returns."""
+    vec = SumoVector(3, ("disc", "disc"), max_steps=5, seed=0, autoreset=True)
+    started: list[int] = []
+    vec.add_reset_hook(started.append)
+    vec.reset()
+    assert started == [0, 1, 2]
+    started.clear()
+    vec.reset_one(1)
+    assert started == [1]
+    started.clear()
+    actions = np.zeros((3, 2, vec.act_dim))
+    for _ in range(4):
+        vec.step(actions)
+    assert started == []  # nothing ended yet
+    _, _, terminated, truncated = vec.step(actions)  # the time limit: every game restarts
+    assert (terminated | truncated).all() and sorted(started) == [0, 1, 2]
+
+    # A hook that places game 2's first disc elsewhere: its fresh observation shows it.
+    moved = SumoVector(3, ("disc", "disc"), max_steps=5, seed=0, autoreset=True)
+    moved.add_reset_hook(lambda i: i == 2 and moved.set_torso_xy(i, 0, (0.3, 0.0)))
+    plain = SumoVector(3, ("disc", "disc"), max_steps=5, seed=0, autoreset=True)
+    a, b = moved.reset(), plain.reset()
+    np.testing.assert_array_equal(a[:2], b[:2])
+    assert not np.array_equal(a[2], b[2])

@@ -14,10 +14,11 @@ import redis
 
 from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
-from actors.rollout import RolloutWorker
-from actors.vector_rollout import VectorRolloutWorker, make_rollout_worker, vector_factory
-from core.codec import ChunkSpec, TrajectoryChunk, decode_chunk
-from core.config import JobConfig, LeagueSettings, parse_config
+from actors.rollout import GameStepper, RolloutWorker
+from actors.vector_rollout import VectorStepper, make_rollout_worker, vector_factory
+from core.chunks import ChunkSpec, TrajectoryChunk
+from core.codec import decode_chunk
+from core.config import JobConfig, LeagueSettings, PPOVTraceConfig, parse_config
 from envs.pettingzoo_adapter import Game
 from envs.sumo.vector import SumoVector
 from league.client import LeagueClient
@@ -66,7 +67,7 @@ def _worker(
 
 
 def _chunks(stream: TrajectoryStream, obs_dim: int) -> dict[int, list[TrajectoryChunk]]:
-    spec = ChunkSpec(obs_dim=obs_dim, chunk_length=8, action_dim=2)
+    spec = ChunkSpec(obs_dim, 8, action_dim=2, optional=PPOVTraceConfig.chunk_fields)
     by_track: dict[int, list[TrajectoryChunk]] = defaultdict(list)
     for _, data in stream.read("inspector", count=100_000, block_ms=0):
         chunk = decode_chunk(data, spec, job="vectest")
@@ -97,36 +98,39 @@ def test_chunks_replay_exactly_on_a_fresh_vector(
         seed=0,
     )
     worker, stream, server = _worker(cfg, redis_client, tmp_path, settings)
-    assert isinstance(worker, VectorRolloutWorker)
+    stepper = worker.stepper
+    assert isinstance(stepper, VectorStepper)
     sent_actions: list[np.ndarray] = []
     decided: dict[tuple[int, int], list[int]] = defaultdict(list)  # steps it decided at
     went: dict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
-    vec_step, decide, close = worker.vec.step, worker._decide, worker._close
+    vec_step, decide, close = stepper.vec.step, stepper._decide, stepper._close
 
     def noting_step(actions: np.ndarray) -> Any:
         sent_actions.append(actions.copy())
         return vec_step(actions)
 
-    def noting_decide(lineage: str, games: np.ndarray, seats: np.ndarray, *rest: Any) -> None:
+    def noting_decide(
+        episodes: Any, lineage: str, games: np.ndarray, seats: np.ndarray, *rest: Any
+    ) -> None:
         for g, s in zip(games.tolist(), seats.tolist(), strict=True):
             decided[(g, s)].append(len(sent_actions))
-        decide(lineage, games, seats, *rest)
+        decide(episodes, lineage, games, seats, *rest)
 
-    def noting_close(lineage: str, agent: str, g: int, s: int, next_obs: np.ndarray | None) -> None:
-        chunks = worker.slots[g].track_of[agent].chunks
+    def noting_close(episodes: Any, agent: str, g: int, s: int, next_obs: Any) -> None:
+        chunks = episodes.slots[g].track_of[agent]
         went[(g, s)].append((chunks.env_index, chunks.sequence, chunks._n))
-        close(lineage, agent, g, s, next_obs)
+        close(episodes, agent, g, s, next_obs)
 
-    worker.vec.step = noting_step  # type: ignore[method-assign]
-    worker._decide = noting_decide  # type: ignore[method-assign]
-    worker._close = noting_close  # type: ignore[method-assign]
+    stepper.vec.step = noting_step  # type: ignore[method-assign]
+    stepper._decide = noting_decide  # type: ignore[method-assign]
+    stepper._close = noting_close  # type: ignore[method-assign]
     try:
         worker.run(lambda: False, max_steps=100)  # 3+ episodes of 30 steps per game
         worker.league.close()
     finally:
         server.stop(0)
     n = cfg.actors.envs_per_actor
-    by_track = _chunks(stream, worker.vec.obs_dim)
+    by_track = _chunks(stream, worker.stepper.vec.obs_dim)
     # (game, seat, step) -> the chunk and row holding that decision, where it went out.
     rows: dict[tuple[int, int, int], tuple[TrajectoryChunk, int]] = {}
     for key, steps in decided.items():
@@ -138,7 +142,7 @@ def test_chunks_replay_exactly_on_a_fresh_vector(
         assert any(len({track for track, _, _ in where}) > 1 for where in went.values())
         assert len(rows) < 2 * n * len(sent_actions) * 0.9  # the bot's seats are not in it
 
-    replay = SumoVector(n, seed=worker.vector_seed, autoreset=True, **ENV_KWARGS)  # type: ignore[arg-type]
+    replay = SumoVector(n, seed=stepper.vector_seed, autoreset=True, **ENV_KWARGS)  # type: ignore[arg-type]
     obs = replay.reset()
     ends = checked = 0
     for t, actions in enumerate(sent_actions):
@@ -209,7 +213,7 @@ def test_builtin_games_are_reported_once_and_only_the_learner_is_trained(
     # the decisions still open when the run stopped).
     assert worker.stats.env_steps == 2 * 5 * 120
     assert 5 * 119 <= worker.stats.learner_steps <= 5 * 120
-    by_track = _chunks(stream, worker.vec.obs_dim)
+    by_track = _chunks(stream, worker.stepper.vec.obs_dim)
     sent = sum(len(c) for c in by_track.values())
     assert sent == worker.stats.chunks_sent
 
@@ -217,15 +221,15 @@ def test_builtin_games_are_reported_once_and_only_the_learner_is_trained(
 @pytest.mark.parametrize(
     ("env", "vector_env", "expected"),
     [
-        ({"name": "envs.sumo.sumo_env", "api": "parallel"}, True, VectorRolloutWorker),
-        ({"name": "envs.sumo.sumo_env", "api": "parallel"}, False, RolloutWorker),
-        ({"name": "envs.sumo.sumo_env", "api": "aec"}, True, RolloutWorker),
-        ({"name": "pettingzoo.classic.connect_four_v3"}, True, RolloutWorker),
+        ({"name": "envs.sumo.sumo_env", "api": "parallel"}, True, VectorStepper),
+        ({"name": "envs.sumo.sumo_env", "api": "parallel"}, False, GameStepper),
+        ({"name": "envs.sumo.sumo_env", "api": "aec"}, True, GameStepper),
+        ({"name": "pettingzoo.classic.connect_four_v3"}, True, GameStepper),
     ],
 )
 def test_the_batched_worker_is_chosen_where_it_applies(
     env: dict[str, str], vector_env: bool, expected: type
 ) -> None:
     cfg = parse_config({"job": "pick", "env": env, "actors": {"vector_env": vector_env}})
-    chosen = VectorRolloutWorker if vector_factory(cfg) is not None else RolloutWorker
+    chosen = VectorStepper if vector_factory(cfg) is not None else GameStepper
     assert chosen is expected

@@ -1,4 +1,5 @@
-"""A scripted sumo opponent: the "charge" bot, a yardstick stronger than random.
+"""A scripted sumo opponent: the "charge" bot, a yardstick stronger than random (registered
+with envs/bots.py when envs.sumo is imported).
 
 Charging means going straight at the opponent at full force. Observation layout in
 observation.py: for the disc and the bug (no limb joints), [13:15] is the opponent's xy minus
@@ -13,7 +14,13 @@ our own, in our own frame (+x = our heading).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+
+from envs.bots import register_bot
+from envs.pettingzoo_adapter import GameSpec
 
 DISC_OPPONENT_XY = slice(13, 15)
 CHARGE_BODIES = ("disc", "bug")
@@ -39,3 +46,40 @@ def charge_actions(obs: np.ndarray, body: str = "disc") -> np.ndarray:
     # A vanishing offset (coincident discs) has no direction: push nowhere.
     unit = np.divide(rel, norm, out=np.zeros_like(rel), where=norm >= 1e-6)
     return unit.astype(np.float32)
+
+
+def body_of(game: Any, agent: str) -> str:
+    """The sumo body `agent` plays in `game` (a `Game` over the sumo env, or a view of one
+    game of a `SumoVector`: anything whose `env.bodies` lists the seats' bodies)."""
+    bodies = getattr(game.env, "bodies", None)
+    if bodies is None or agent not in game.agents:
+        raise ValueError("the charge bot plays sumo only")
+    return str(bodies[list(game.agents).index(agent)])
+
+
+class ChargeBot:
+    name = "charge"
+
+    def problem(self, env_name: str, spec: GameSpec) -> str | None:
+        if env_name.startswith("envs.sumo") and spec.continuous and spec.num_actions == 2:
+            return None
+        return "the charge bot plays sumo with the disc or bug body only"
+
+    def act(
+        self,
+        obs: np.ndarray,
+        mask: np.ndarray | None,
+        rng: np.random.Generator,
+        spec: GameSpec,
+        games: Sequence[Any],
+        agents: Sequence[str],
+    ) -> np.ndarray:
+        bodies = np.array([body_of(g, a) for g, a in zip(games, agents, strict=True)])
+        out = np.empty((len(obs), 2), np.float32)
+        for body in np.unique(bodies):
+            rows = bodies == body
+            out[rows] = charge_actions(obs[rows], str(body))
+        return out
+
+
+register_bot(ChargeBot())

@@ -46,7 +46,7 @@ its row. What happens next depends on `autoreset`:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import mujoco
 import numpy as np
@@ -187,6 +187,7 @@ class SumoVector:
         # cos and sin of the headings the agents last observed: their frames (disc forces).
         self._cos, self._sin = np.ones((n, 2)), np.zeros((n, 2))
         self._unstarted = set(range(n))  # games never reset: nothing to step yet
+        self._reset_hooks: list[Callable[[int], None]] = []
 
     # -- episodes ---------------------------------------------------------------------------
 
@@ -227,6 +228,12 @@ class SumoVector:
         self.history.restart(frame, rows)
         return self.history.stack(frame, rows)[0]
 
+    def add_reset_hook(self, hook: Callable[[int], None]) -> None:
+        """Calls `hook(i)` each time game i starts an episode (reset, reset_one, autoreset),
+        after its bodies are placed and before its first observation is taken: where a
+        wrapper may change game i's physics in the shared model for the new episode."""
+        self._reset_hooks.append(hook)
+
     def _clear_outcome(self, rows: slice) -> None:
         self.reason[rows], self.winner[rows], self.loser[rows] = ONGOING, -1, -1
 
@@ -244,6 +251,8 @@ class SumoVector:
         )
         self._unstarted.discard(i)
         self.radius[i] = radius
+        for hook in self._reset_hooks:
+            hook(i)
         self.steps[i] = 0
         self.touched[i] = self.touching[i] = False
         self.terminated[i] = self.truncated[i] = False

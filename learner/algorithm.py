@@ -1,0 +1,82 @@
+"""The algorithm seam: what the generic learner (learner/learner.py) asks of an algorithm
+family, and the registry that builds one by `algorithm.name`.
+
+The learner owns everything an algorithm does not care about: claiming chunks from the
+stream, dropping stale ones, dead-lettering bad ones, acknowledging after use, publishing
+versions, snapshots, checkpoints and accounting. An algorithm owns its networks and
+optimizers and turns a batch of chunks into one update (Acme's learner, Sample Factory's
+learner subclass per algorithm family, without the subclassing).
+
+Adding one: a config class (core/config.py `AlgorithmConfig` subclass, registered with
+`register_algorithm_config`) and a builder registered here under the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import torch
+
+from core.chunks import TrajectoryChunk
+from core.config import AlgorithmConfig, ModelConfig
+from core.spaces import PolicyShape
+
+
+class Algorithm(Protocol):
+    def nets(self) -> Mapping[str, torch.nn.Module]:
+        """Every network, by name: what a checkpoint saves and restores."""
+        ...
+
+    def optimizers(self) -> Mapping[str, torch.optim.Optimizer]:
+        """Every optimizer, by name (distinct from the nets' names)."""
+        ...
+
+    def acting_state(self) -> Mapping[str, torch.Tensor]:
+        """The weights the actors receive: the state dict of the network they act with
+        (config `AlgorithmConfig.acting_net`)."""
+        ...
+
+    def update(self, chunks: Sequence[TrajectoryChunk], steps_trained: int) -> dict[str, float]:
+        """One update from a batch of validated chunks (`steps_trained` before it, for
+        schedules); returns scalars to log."""
+        ...
+
+    def restart(self) -> None:
+        """Back to the seed weights with fresh optimizers (exploiters, after a snapshot)."""
+        ...
+
+
+AlgorithmBuilder = Callable[[AlgorithmConfig, ModelConfig, PolicyShape, torch.device], Algorithm]
+
+_BUILDERS: dict[str, AlgorithmBuilder] = {}
+
+
+def register_algorithm(name: str, builder: AlgorithmBuilder) -> None:
+    if name in _BUILDERS:
+        raise ValueError(f"algorithm {name!r} is registered already")
+    _BUILDERS[name] = builder
+
+
+def algorithm_names() -> list[str]:
+    return sorted(_BUILDERS)
+
+
+def build_algorithm(
+    config: AlgorithmConfig, model: ModelConfig, shape: PolicyShape, device: torch.device
+) -> Algorithm:
+    try:
+        builder = _BUILDERS[config.name]
+    except KeyError:
+        known = ", ".join(algorithm_names())
+        raise ValueError(f"no learner for algorithm {config.name!r} (known: {known})") from None
+    return builder(config, model, shape, device)
+
+
+def _register_builtins() -> None:
+    from learner.ppo_vtrace import PPOVTrace
+
+    register_algorithm("ppo_vtrace", PPOVTrace)
+
+
+_register_builtins()
