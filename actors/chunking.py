@@ -4,7 +4,7 @@ tracks an actor's agents take turns filling."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ class ChunkBuilder:
         self.job, self.actor_id, self.env_index = job, actor_id, env_index
         self.length = spec.chunk_length
         self.sequence = start_sequence
-        self._buffers: list[tuple[str, np.ndarray]] = []
+        names, buffers = [], []
         for field in spec.fields():
             if field.per_step:
                 buffer = np.zeros(field.shape(spec), spec.dtype_of(field))
@@ -36,8 +36,12 @@ class ChunkBuilder:
                     # Discrete chunks always carry a mask (all legal when the env has
                     # none), so the learner sees one wire format per job.
                     buffer[:] = 1
-                self._buffers.append((field.name, buffer))
-        self._versions = dict(self._buffers)["policy_versions"]
+                names.append(field.name)
+                buffers.append(buffer)
+        # The per-step fields in buffer order: `add_row` takes values in this order.
+        self.step_names: tuple[str, ...] = tuple(names)
+        self._buffers = buffers
+        self._versions = buffers[names.index("policy_versions")]
         self._n = 0
 
     @property
@@ -49,21 +53,25 @@ class ChunkBuilder:
         """The behaviour version of the chunk's first step; None while it is empty."""
         return int(self._versions[0]) if self._n else None
 
-    def add(self, step: Mapping[str, Any]) -> None:
-        """One step: a value per per-step field of the spec, by name. A missing mask (the
-        env has none) leaves the row all legal."""
+    def add_row(self, values: Sequence[Any]) -> None:
+        """One step: a value per per-step field, in `step_names` order (the steppers' hot
+        path). None leaves the field as it is: a mask the env does not have stays all
+        legal."""
         i = self._n
-        for name, buffer in self._buffers:
-            value = step.get(name)
+        for buffer, value in zip(self._buffers, values, strict=True):
             if value is not None:
                 buffer[i] = value
-        self._n += 1
+        self._n = i + 1
+
+    def add(self, step: Mapping[str, Any]) -> None:
+        """One step, by field name (a missing field as None)."""
+        self.add_row([step.get(name) for name in self.step_names])
 
     def take(self, bootstrap_obs: np.ndarray, **per_chunk: np.ndarray) -> TrajectoryChunk:
         """The full chunk (copies, so the buffers can be refilled at once); `per_chunk`:
         the spec's other once-per-chunk fields (a recurrent state at the start)."""
         assert self.full, "chunk is not full yet"
-        arrays = {name: buffer.copy() for name, buffer in self._buffers}
+        arrays = {name: b.copy() for name, b in zip(self.step_names, self._buffers, strict=True)}
         arrays["bootstrap_obs"] = np.asarray(bootstrap_obs, np.float32).copy()
         arrays.update({k: np.asarray(v).copy() for k, v in per_chunk.items()})
         chunk = TrajectoryChunk(arrays, self.job, self.actor_id, self.env_index, self.sequence)

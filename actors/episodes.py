@@ -29,7 +29,7 @@ tracks and 0.75% with per-game tracks (`benchmarks/latency.py`, BENCHMARKS.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -107,6 +107,13 @@ class Episodes:
             self.rng,
         )
         self.tracks = self._make_tracks()
+        # Per lineage, the per-step chunk fields in the order `record` takes their values.
+        self.step_names = {
+            lineage: pool.tracks()[0].step_names for lineage, pool in self.tracks.items()
+        }
+        self._no_obs = {
+            lineage: np.zeros(spec.obs_dim, np.float32) for lineage, spec in self.specs.items()
+        }
         # Encoded chunks per lineage, waiting for the worker's next write to its stream.
         self.outbox: dict[str, list[bytes]] = {lineage: [] for lineage in self.lineages}
 
@@ -154,19 +161,19 @@ class Episodes:
         slot.game.reset(seed=int(self.rng.integers(2**31)))
 
     def record(
-        self, slot: Slot, agent: str, step: dict[str, Any], next_obs: np.ndarray | None
+        self, slot: Slot, agent: str, values: Sequence[Any], next_obs: np.ndarray | None
     ) -> None:
         """One closed transition of trained `agent`: its decision and the reward it got
         until it acted again (`next_obs` is what it then saw) or the episode ended
-        (`next_obs` None). A chunk that fills up goes to the outbox."""
+        (`next_obs` None; "dones" is then True), as values in `step_names` order. A
+        chunk that fills up goes to the outbox."""
         lineage = slot.seats[agent][0]
         track = slot.track_of[agent]
-        step["dones"] = next_obs is None
-        track.add(step)
+        track.add_row(values)
         self.stats.learner_steps += 1
         if track.full:
             # After a terminal step the bootstrap value is multiplied by 0 anyway.
-            bootstrap = next_obs if next_obs is not None else np.zeros_like(step["obs"])
+            bootstrap = next_obs if next_obs is not None else self._no_obs[lineage]
             self.outbox[lineage].append(encode_chunk(track.take(bootstrap)))
             slot.track_of[agent] = self.tracks[lineage].after_chunk(track)
 

@@ -9,20 +9,20 @@ default (its most likely legal move), which is how a trained agent is deployed.
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from actors.players import Batch, BotPlayer, Player
-from actors.policies import ActingKind, acting_kind
+from actors.players import LEARNER, Batch, Lineup, Player
+from actors.policies import acting_kind
 from core.checkpoints import load_checkpoint
 from core.codec import decode_weights, weights_spec
 from core.config import JobConfig
-from core.players import parse_snapshot_id
-from envs.bots import bot_problem, get_bot
+from core.players import lineage_of, parse_snapshot_id
+from envs.bots import bot_problem
 from envs.pettingzoo_adapter import Game, GameSpec
 
 
@@ -49,19 +49,32 @@ class EvalResult:
         }
 
 
-def _acting(config: JobConfig) -> ActingKind:
-    return acting_kind(config.algorithm.acting)
+class RunDirPolicies:
+    """One lineage's networks from a run dir, as players (actors/players.py
+    `PolicySource`): its latest checkpoint and its snapshot files, acting with the acting
+    kind's reference arithmetic."""
 
+    def __init__(self, run_dir: Path, config: JobConfig, spec: GameSpec, lineage: str) -> None:
+        self.run_dir, self.config, self.lineage = run_dir, config, lineage
+        self.kind = acting_kind(config.algorithm.acting)
+        self.template = self.kind.build_net(config.model, spec.shape).eval()
+        self._checkpoint: tuple[torch.nn.Module, int] | None = None
 
-def load_policy(
-    run_dir: Path, config: JobConfig, spec: GameSpec, lineage: str | None = None
-) -> tuple[torch.nn.Module, int]:
-    """The acting network of the latest checkpoint of `lineage` (a team; default the job's
-    only learner) and its version."""
-    net = _acting(config).build_net(config.model, spec.shape)
-    name = config.names().checkpoint_file(lineage or config.league.learner_player)
-    meta = load_checkpoint(run_dir / "checkpoints" / name, {config.algorithm.acting_net: net})
-    return net.eval(), int(meta["counters"]["version"])
+    def checkpoint(self) -> tuple[torch.nn.Module, int]:
+        """The acting network of the lineage's latest checkpoint and its version."""
+        if self._checkpoint is None:
+            net = copy.deepcopy(self.template)
+            path = self.run_dir / "checkpoints" / self.config.names().checkpoint_file(self.lineage)
+            meta = load_checkpoint(path, {self.config.algorithm.acting_net: net})
+            self._checkpoint = net.eval(), int(meta["counters"]["version"])
+        return self._checkpoint
+
+    def learner_policy(self, generator: torch.Generator) -> Player:
+        return self.kind.player(self.checkpoint()[0], generator)
+
+    def frozen_policy(self, player_id: str, generator: torch.Generator) -> Player:
+        net = load_snapshot(self.run_dir, player_id, self.template)
+        return self.kind.player(net, generator)
 
 
 def load_snapshot(run_dir: Path, player_id: str, template: torch.nn.Module) -> torch.nn.Module:
@@ -144,39 +157,45 @@ def play_games(
 def load_players(
     run_dir: Path,
     config: JobConfig,
-    spec: GameSpec,
+    teams: Mapping[str, GameSpec],
     opponent: str,
     generator: torch.Generator,
     policy_id: str | None = None,
     team: str | None = None,
-    opponent_spec: GameSpec | None = None,
 ) -> tuple[Player, int, Player]:
-    """(policy, its version, opponent) as `selfplay eval` and `selfplay replay` name them:
-    `policy_id` None is the latest checkpoint, else a snapshot ("main@v100"); `opponent`
-    is a bot ("random", "tactical", "charge", "still": envs/bots.py) or "snapshot:ID".
-    Networks act with the acting kind's reference arithmetic, sampling from `generator`.
-    Team games: `spec` and `team` are the policy's team, `opponent_spec` the other's."""
-    kind = _acting(config)
-    net, version = load_policy(run_dir, config, spec, team)
+    """(policy, its version, opponent) as `selfplay eval` and `selfplay replay` name them,
+    through the seat dispatch the rollout workers use (actors/players.py `Lineup`) over
+    the run dir's networks: `policy_id` None is the latest checkpoint, else a snapshot
+    ("main@v100"); `opponent` is a bot ("random", "tactical", "charge", "still":
+    envs/bots.py) or "snapshot:ID". Networks sample from `generator`. `teams`: the game's
+    (Game.teams); team games name the policy's `team`, the opponent plays the other."""
+    pools = {
+        lineage: RunDirPolicies(run_dir, config, teams[learning.team], lineage)
+        for lineage, learning in config.learners().items()
+    }
+    mine = team or config.league.learner_player
+    theirs = next((t for t in teams if t != team), mine) if team is not None else mine
+    _, version = pools[mine].checkpoint()  # the run must have one, whatever plays
+    key = LEARNER
     if policy_id is not None:
-        net = load_snapshot(run_dir, policy_id, net)
         parsed = parse_snapshot_id(policy_id)
         if parsed is None:
             raise ValueError(f"--policy must be a snapshot id such as main@v100, got {policy_id!r}")
-        version = parsed[1]
-    policy = kind.player(net, generator)
+        key, version = policy_id, parsed[1]
+    lineup = Lineup(pools, generator)
+    policy = lineup.player((mine, key))
     if opponent.startswith("snapshot:"):
-        template = net
-        if opponent_spec is not None:
-            template = kind.build_net(config.model, opponent_spec.shape)
-        snapshot = load_snapshot(run_dir, opponent.split(":", 1)[1], template)
-        return policy, version, kind.player(snapshot, generator)
-    problem = bot_problem(opponent, config.env.name, opponent_spec or spec)
+        snapshot = opponent.split(":", 1)[1]
+        lineage = lineage_of(snapshot)
+        if lineage not in pools:
+            raise ValueError(f"--opponent {opponent}: {lineage!r} is no learner of this job")
+        return policy, version, lineup.player((lineage, snapshot))
+    problem = bot_problem(opponent, config.env.name, teams[theirs])
     if problem is None and opponent == "tactical" and team is not None:
         problem = "single-team games only"
     if problem is not None:
         raise ValueError(f"--opponent {opponent}: {problem} (or snapshot:ID)")
-    return policy, version, BotPlayer(get_bot(opponent))
+    return policy, version, lineup.player((theirs, opponent))
 
 
 def evaluate(
@@ -193,17 +212,11 @@ def evaluate(
     Team games need `team`: the policy plays that team, the opponent the other one."""
     teams = Game(config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()).teams
     generator = torch.Generator().manual_seed(seed)
-    if config.env.teams:
-        if team not in teams:
-            raise ValueError(f"this job has teams {sorted(teams)}: pass --team with one of them")
-        other = next(t for t in teams if t != team)
-        policy, version, opp = load_players(
-            run_dir, config, teams[team], opponent, generator, policy_id, team, teams[other]
-        )
-    else:
-        if team is not None:
-            raise ValueError("--team is for team games (env.teams); this job has none")
-        spec = next(iter(teams.values()))
-        policy, version, opp = load_players(run_dir, config, spec, opponent, generator, policy_id)
+    if config.env.teams and team not in teams:
+        raise ValueError(f"this job has teams {sorted(teams)}: pass --team with one of them")
+    if not config.env.teams and team is not None:
+        raise ValueError("--team is for team games (env.teams); this job has none")
+    players = load_players(run_dir, config, teams, opponent, generator, policy_id, team)
+    policy, version, opp = players
     wins, draws, losses = play_games(config, policy, opp, games, seed, greedy, team)
     return EvalResult(games, wins, draws, losses, opponent, version)

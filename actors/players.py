@@ -1,6 +1,6 @@
 """Who acts: one interface for everything that picks actions for a batch of agents (a
-policy network, a frozen snapshot's, a bot), and the one dispatch from a seat to it that
-both rollout workers and `selfplay eval` use.
+policy network, a frozen snapshot's, a bot; the batch is envs/bots.py `Batch`), and the
+one dispatch from a seat to it that both rollout workers and `selfplay eval` use.
 
 A seat is (lineage, player): the lineage whose policy pool holds the player, and either
 LEARNER (that lineage's latest weights, whose decisions become training data), a frozen
@@ -9,32 +9,16 @@ snapshot's id, or a bot's name (envs/bots.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
-from envs.bots import Bot, get_bot, is_bot
-from envs.pettingzoo_adapter import GameSpec
+from envs.bots import BOTS, Batch, Bot
 
 LEARNER = "__learner__"  # the player key of a lineage's latest weights in a seat
 Seat = tuple[str, str]  # (lineage, LEARNER | snapshot id | bot name)
-
-
-@dataclass
-class Batch:
-    """B agents to act for: `agents[j]` of `games[j]` observes `obs[j]` with legal
-    actions `mask[j]` (discrete games with masks; else None)."""
-
-    obs: np.ndarray
-    mask: np.ndarray | None
-    rng: np.random.Generator
-    spec: GameSpec
-    games: Sequence[Any]
-    agents: Sequence[str]
-    greedy: bool = False  # the most likely action instead of a sample (evaluation)
 
 
 class Decision(NamedTuple):
@@ -55,8 +39,7 @@ class BotPlayer:
         self.bot = bot
 
     def act(self, batch: Batch) -> Decision:
-        b = batch
-        return Decision(self.bot.act(b.obs, b.mask, b.rng, b.spec, b.games, b.agents), {})
+        return Decision(self.bot.act(batch), {})
 
 
 class PolicySource(Protocol):
@@ -78,9 +61,12 @@ class Lineup:
         lineage, key = seat
         if key == LEARNER:
             return self.pools[lineage].learner_policy(self.generator)
-        if is_bot(key):
+        if key in BOTS:
             bot = self._bots.get(key)
             if bot is None:
-                bot = self._bots[key] = BotPlayer(get_bot(key))
+                bot = self._bots[key] = BotPlayer(BOTS.get(key))
             return bot
         return self.pools[lineage].frozen_policy(key, self.generator)
+
+
+__all__ = ["LEARNER", "Batch", "BotPlayer", "Decision", "Lineup", "Player", "Seat"]

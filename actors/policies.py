@@ -25,6 +25,7 @@ from core.codec import decode_weights, weights_spec
 from core.config import ModelConfig
 from core.nets import build_net
 from core.players import parse_snapshot_id
+from core.registry import Registry
 from core.spaces import PolicyShape
 from transport.weights import WeightStore
 
@@ -43,22 +44,15 @@ class ActingKind:
     records: frozenset[str]  # chunk fields its decisions fill (core/chunks.py)
 
 
-_ACTING: dict[str, ActingKind] = {}
+ACTING: Registry[ActingKind] = Registry("acting kind")
 
 
 def register_acting(kind: ActingKind) -> ActingKind:
-    if kind.name in _ACTING:
-        raise ValueError(f"acting kind {kind.name!r} is registered already")
-    _ACTING[kind.name] = kind
-    return kind
+    return ACTING.register(kind.name, kind)
 
 
 def acting_kind(name: str) -> ActingKind:
-    try:
-        return _ACTING[name]
-    except KeyError:
-        known = ", ".join(sorted(_ACTING))
-        raise KeyError(f"unknown acting kind {name!r} (known: {known})") from None
+    return ACTING.get(name)
 
 
 register_acting(

@@ -202,7 +202,7 @@ def replay(
     game = open_game(config, size)
     try:
         gen = torch.Generator().manual_seed(seed)  # drawn exactly as evaluate draws
-        policy, version, opp = load_players(run_dir, config, game.spec, opponent, gen, policy_id)
+        policy, version, opp = load_players(run_dir, config, game.teams, opponent, gen, policy_id)
         rng = np.random.default_rng(seed)
         writer = VideoWriter(out, fps or game.render_fps or DEFAULT_FPS)
         hold = max(1, round(writer.fps * HOLD_SECONDS))

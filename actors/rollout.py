@@ -52,10 +52,11 @@ class Stepper(Protocol):
 
 @dataclass
 class _Pending:
-    """A trained agent's open decision: the chunk fields of its step but the reward, and
-    the reward it has received since."""
+    """A trained agent's open decision: its chunk row (values in the track's
+    `step_names` order; reward and done come when it closes) and the reward it has
+    received since."""
 
-    step: dict[str, Any]
+    row: list[Any]
     reward: float = 0.0
 
 
@@ -70,6 +71,7 @@ class GameStepper:
         ]
         self.rng = rng
         self.pending: dict[tuple[int, str], _Pending] = {}  # (slot, agent) -> open decision
+        self._positions: dict[str, dict[str, int]] = {}  # lineage -> chunk field -> row index
 
     def step(self, episodes: Episodes, lineup: Lineup) -> None:
         rows_of: dict[Seat, list[tuple[Slot, str, np.ndarray, np.ndarray | None]]] = {}
@@ -89,15 +91,25 @@ class GameStepper:
             games, agents = [r[0].game for r in rows], [r[1] for r in rows]
             decision = lineup.player(seat).act(Batch(obs, masks, self.rng, spec, games, agents))
             version = episodes.pools[lineage].learner_version
+            at = self._positions.get(lineage)
+            if at is None:
+                names = episodes.step_names[lineage]
+                at = self._positions[lineage] = {name: i for i, name in enumerate(names)}
+            stored = [(at[name], values) for name, values in decision.stored.items()]
             for j, (slot, agent, o, m) in enumerate(rows):
                 a = decision.actions[j] if spec.continuous else int(decision.actions[j])
                 actions.setdefault(id(slot), {})[agent] = a
                 if key == LEARNER and agent in slot.trained:
                     if (slot.index, agent) in self.pending:
                         self._close(episodes, slot, agent, next_obs=o)
-                    step = {"obs": o, "action_mask": m, "actions": a, "policy_versions": version}
-                    step.update((name, v[j]) for name, v in decision.stored.items())
-                    self.pending[(slot.index, agent)] = _Pending(step)
+                    row: list[Any] = [None] * len(at)
+                    row[at["obs"]], row[at["actions"]] = o, a
+                    row[at["policy_versions"]] = version
+                    if m is not None:
+                        row[at["action_mask"]] = m
+                    for i, values in stored:
+                        row[i] = values[j]
+                    self.pending[(slot.index, agent)] = _Pending(row)
                     slot.decisions[agent] += 1
 
         for slot in episodes.slots:
@@ -122,8 +134,9 @@ class GameStepper:
         self, episodes: Episodes, slot: Slot, agent: str, next_obs: np.ndarray | None
     ) -> None:
         pending = self.pending.pop((slot.index, agent))
-        pending.step["rewards"] = pending.reward
-        episodes.record(slot, agent, pending.step, next_obs)
+        row, at = pending.row, self._positions[slot.seats[agent][0]]
+        row[at["rewards"]], row[at["dones"]] = pending.reward, next_obs is None
+        episodes.record(slot, agent, row, next_obs)
 
 
 class RolloutWorker:

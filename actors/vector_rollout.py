@@ -120,6 +120,8 @@ class VectorStepper:
         self._actions = np.zeros((n, 2, self.vec.act_dim), np.float32)
         self._obs: np.ndarray | None = None
         self._seat_rows: dict[Seat, _SeatRows] | None = None
+        # Per lineage: where each per-step chunk field's value comes from ("dones": None).
+        self._sources: dict[str, list[np.ndarray | None]] = {}
         template.close()
         self.games: list[Any] = [_VectorGame(self.vec, i, template) for i in range(count)]
 
@@ -210,13 +212,25 @@ class VectorStepper:
         self, episodes: Episodes, agent: str, g: int, s: int, next_obs: np.ndarray | None
     ) -> None:
         """Record the open decision at (g, s); `next_obs` None: the game ended."""
-        step = {
-            "obs": self._p_obs[g, s],
-            "actions": self._p_action[g, s],
-            "policy_versions": self._p_version[g, s],
-            "rewards": self._p_reward[g, s],
-        }
-        for name, stored in self._p_stored.items():
-            step[name] = stored[g, s]
+        slot = episodes.slots[g]
+        lineage = slot.seats[agent][0]
+        sources = self._sources.get(lineage)
+        if sources is None:
+            sources = self._sources[lineage] = self._row_sources(episodes.step_names[lineage])
+        done = next_obs is None
+        values = [done if source is None else source[g, s] for source in sources]
         self._p_open[g, s] = False
-        episodes.record(episodes.slots[g], agent, step, next_obs)
+        episodes.record(slot, agent, values, next_obs)
+
+    def _row_sources(self, names: tuple[str, ...]) -> list[np.ndarray | None]:
+        arrays = {
+            "obs": self._p_obs,
+            "actions": self._p_action,
+            "policy_versions": self._p_version,
+            "rewards": self._p_reward,
+            **self._p_stored,
+        }
+        missing = set(names) - set(arrays) - {"dones"}
+        if missing:
+            raise ValueError(f"the acting policy records none of the chunk fields {missing}")
+        return [None if name == "dones" else arrays[name] for name in names]

@@ -23,9 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.evaluation import load_policy, load_snapshot  # noqa: E402
+from actors.evaluation import RunDirPolicies, load_snapshot  # noqa: E402
 from actors.inference import NumpyMlpPolicy  # noqa: E402
 from core.config import load_config  # noqa: E402
+from envs.pettingzoo_adapter import GameSpec  # noqa: E402
 from envs.sumo.scripted import charge_actions  # noqa: E402
 from envs.sumo.vector import SumoVector  # noqa: E402
 
@@ -41,7 +42,9 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.run / "config.yaml")
     vec = SumoVector(args.games, seed=123, **dict(config.env.kwargs))
-    net, version = load_policy(args.run, config, vec.obs_dim, vec.act_dim, True)
+    spec = GameSpec(("agent_0", "agent_1"), vec.obs_dim, vec.act_dim, False, False, True)
+    policies = RunDirPolicies(args.run, config, spec, config.league.learner_player)
+    net, version = policies.checkpoint()
     if args.policy:
         net, version = load_snapshot(args.run, args.policy, net), int(args.policy.split("@v")[1])
     policy = NumpyMlpPolicy(net)

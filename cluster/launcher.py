@@ -6,8 +6,9 @@ this process, a local Ray, the learner and the rollout actors as Ray actors. It
 stops cleanly at the time limit or on Ctrl-C: actors first (they send what they
 finished), then the learner (final checkpoint), then the league and Redis.
 
-This module and cli.py are the only parts of `cluster` that import `actors` and
-`learner`: they wire the rooms together.
+It is the wiring: the league's address and token go to the Ray actor shells
+(cluster/rollout_actor.py, cluster/learner_actor.py), which build league clients and hand
+them to the actors and learners; those know the league only as core/league_protocol.py.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from core.players import RANDOM, LineageNames, Role, name_problem
+from core.registry import Registry
 
 
 class ConfigError(ValueError):
@@ -152,7 +153,7 @@ class PPOVTraceConfig(AlgorithmConfig):
 
 
 DEFAULT_ALGORITHM = "ppo_vtrace"
-_ALGORITHM_CONFIGS: dict[str, type[AlgorithmConfig]] = {}
+ALGORITHM_CONFIGS: Registry[type[AlgorithmConfig]] = Registry("algorithm")
 
 
 def register_algorithm_config(config_class: type[AlgorithmConfig]) -> type[AlgorithmConfig]:
@@ -160,10 +161,7 @@ def register_algorithm_config(config_class: type[AlgorithmConfig]) -> type[Algor
     name = config_class.model_fields["name"].default
     if not isinstance(name, str):
         raise ValueError(f"{config_class.__name__}.name needs a default (its registered name)")
-    if _ALGORITHM_CONFIGS.get(name, config_class) is not config_class:
-        raise ValueError(f"algorithm {name!r} is registered already")
-    _ALGORITHM_CONFIGS[name] = config_class
-    return config_class
+    return ALGORITHM_CONFIGS.register(name, config_class)
 
 
 def algorithm_config(data: Any) -> AlgorithmConfig:
@@ -173,10 +171,8 @@ def algorithm_config(data: Any) -> AlgorithmConfig:
     if not isinstance(data, dict):
         raise ValueError("algorithm must be a mapping")
     name = data.get("name", DEFAULT_ALGORITHM)
-    config_class = _ALGORITHM_CONFIGS.get(name) if isinstance(name, str) else None
-    if config_class is None:
-        known = ", ".join(sorted(_ALGORITHM_CONFIGS))
-        message = f"unknown algorithm {name!r} (known: {known})"
+    if not isinstance(name, str) or name not in ALGORITHM_CONFIGS:
+        message = ALGORITHM_CONFIGS.unknown(name)
         # The message is a template: braces in a user's name stay literal.
         error = PydanticCustomError(
             "unknown_algorithm", message.replace("{", "{{").replace("}", "}}")
@@ -184,7 +180,7 @@ def algorithm_config(data: Any) -> AlgorithmConfig:
         raise ValidationError.from_exception_data(
             "algorithm", [{"type": error, "loc": ("name",), "input": name}]
         )
-    return config_class.model_validate(data)
+    return ALGORITHM_CONFIGS.get(name).model_validate(data)
 
 
 register_algorithm_config(PPOVTraceConfig)

@@ -21,12 +21,29 @@ registers "charge"), so it exists wherever that env is loaded. A new bot is a cl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from core.players import RANDOM
+from core.registry import Registry
 from envs.pettingzoo_adapter import Game, GameSpec
+
+
+@dataclass
+class Batch:
+    """B agents to act for, as every player sees them (bots here, policies in
+    actors/players.py): `agents[j]` of `games[j]` observes `obs[j]` with legal actions
+    `mask[j]` (discrete games with masks; else None)."""
+
+    obs: np.ndarray
+    mask: np.ndarray | None
+    rng: np.random.Generator
+    spec: GameSpec
+    games: Sequence[Any]
+    agents: Sequence[str]
+    greedy: bool = False  # the most likely action instead of a sample (evaluation)
 
 
 class Bot(Protocol):
@@ -36,50 +53,23 @@ class Bot(Protocol):
         """Why this bot cannot play agents of `spec` in env `env_name`; None if it can."""
         ...
 
-    def act(
-        self,
-        obs: np.ndarray,
-        mask: np.ndarray | None,
-        rng: np.random.Generator,
-        spec: GameSpec,
-        games: Sequence[Any],
-        agents: Sequence[str],
-    ) -> np.ndarray:
-        """Actions (int64 [B] or float32 [B, D]) for B agents: `agents[j]` of `games[j]`
-        observes `obs[j]` with legal actions `mask[j]` (discrete games with masks)."""
+    def act(self, batch: Batch) -> np.ndarray:
+        """Actions: int64 [B] (discrete) or float32 [B, D] (continuous)."""
         ...
 
 
-_BOTS: dict[str, Bot] = {}
+BOTS: Registry[Bot] = Registry("bot")
 
 
 def register_bot(bot: Bot) -> Bot:
-    if bot.name in _BOTS:
-        raise ValueError(f"bot {bot.name!r} is registered already")
-    _BOTS[bot.name] = bot
-    return bot
-
-
-def bot_names() -> list[str]:
-    return sorted(_BOTS)
-
-
-def is_bot(name: str) -> bool:
-    return name in _BOTS
-
-
-def get_bot(name: str) -> Bot:
-    try:
-        return _BOTS[name]
-    except KeyError:
-        raise KeyError(f"unknown bot {name!r} (here: {', '.join(bot_names())})") from None
+    return BOTS.register(bot.name, bot)
 
 
 def bot_problem(name: str, env_name: str, spec: GameSpec) -> str | None:
     """Why bot `name` cannot play agents of `spec` in env `env_name` (or is unknown)."""
-    if name not in _BOTS:
-        return f"unknown bot {name!r} (bots for this game: {', '.join(bot_names())})"
-    return _BOTS[name].problem(env_name, spec)
+    if name not in BOTS:
+        return BOTS.unknown(name)
+    return BOTS.get(name).problem(env_name, spec)
 
 
 def random_legal_actions(
@@ -106,16 +96,10 @@ class RandomBot:
     def problem(self, env_name: str, spec: GameSpec) -> str | None:
         return None
 
-    def act(
-        self,
-        obs: np.ndarray,
-        mask: np.ndarray | None,
-        rng: np.random.Generator,
-        spec: GameSpec,
-        games: Sequence[Any],
-        agents: Sequence[str],
-    ) -> np.ndarray:
-        return random_legal_actions(mask, spec.num_actions, rng, len(obs), spec.continuous)
+    def act(self, batch: Batch) -> np.ndarray:
+        spec = batch.spec
+        n = len(batch.obs)
+        return random_legal_actions(batch.mask, spec.num_actions, batch.rng, n, spec.continuous)
 
 
 class StillBot:
@@ -124,16 +108,8 @@ class StillBot:
     def problem(self, env_name: str, spec: GameSpec) -> str | None:
         return None if spec.continuous else "the still bot plays games with continuous actions only"
 
-    def act(
-        self,
-        obs: np.ndarray,
-        mask: np.ndarray | None,
-        rng: np.random.Generator,
-        spec: GameSpec,
-        games: Sequence[Any],
-        agents: Sequence[str],
-    ) -> np.ndarray:
-        return np.zeros((len(obs), spec.num_actions), np.float32)
+    def act(self, batch: Batch) -> np.ndarray:
+        return np.zeros((len(batch.obs), batch.spec.num_actions), np.float32)
 
 
 class TacticalBot:
@@ -142,16 +118,9 @@ class TacticalBot:
     def problem(self, env_name: str, spec: GameSpec) -> str | None:
         return None if spec.turn_based else "the tactical bot plays turn-based games only"
 
-    def act(
-        self,
-        obs: np.ndarray,
-        mask: np.ndarray | None,
-        rng: np.random.Generator,
-        spec: GameSpec,
-        games: Sequence[Any],
-        agents: Sequence[str],
-    ) -> np.ndarray:
-        return np.array([tactical_action(g, a, rng) for g, a in zip(games, agents, strict=True)])
+    def act(self, batch: Batch) -> np.ndarray:
+        pairs = zip(batch.games, batch.agents, strict=True)
+        return np.array([tactical_action(g, a, batch.rng) for g, a in pairs])
 
 
 def _legal(game: Game, agent: str) -> np.ndarray:

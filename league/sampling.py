@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from core.registry import Registry
 from league.quality import QualityScores
 
 
@@ -43,26 +44,15 @@ class SamplingRule:
         return weights if sum(weights) > 0.0 else [1.0] * len(pool)
 
 
-_RULES: dict[str, SamplingRule] = {}
+RULES: Registry[SamplingRule] = Registry("opponent sampling")
 
 
 def register_rule(rule: SamplingRule) -> SamplingRule:
-    if rule.name in _RULES:
-        raise ValueError(f"sampling rule {rule.name!r} is registered already")
-    _RULES[rule.name] = rule
-    return rule
+    return RULES.register(rule.name, rule)
 
 
 def sampling_rule(name: str) -> SamplingRule:
-    try:
-        return _RULES[name]
-    except KeyError:
-        known = ", ".join(sorted(_RULES))
-        raise ValueError(f"unknown opponent sampling {name!r} (known: {known})") from None
-
-
-def rule_names() -> list[str]:
-    return sorted(_RULES)
+    return RULES.get(name)
 
 
 register_rule(SamplingRule("uniform"))

@@ -20,6 +20,7 @@ import torch
 
 from core.chunks import TrajectoryChunk
 from core.config import AlgorithmConfig, ModelConfig
+from core.registry import Registry
 from core.spaces import PolicyShape
 
 
@@ -49,28 +50,17 @@ class Algorithm(Protocol):
 
 AlgorithmBuilder = Callable[[AlgorithmConfig, ModelConfig, PolicyShape, torch.device], Algorithm]
 
-_BUILDERS: dict[str, AlgorithmBuilder] = {}
+BUILDERS: Registry[AlgorithmBuilder] = Registry("learner for algorithm")
 
 
 def register_algorithm(name: str, builder: AlgorithmBuilder) -> None:
-    if name in _BUILDERS:
-        raise ValueError(f"algorithm {name!r} is registered already")
-    _BUILDERS[name] = builder
-
-
-def algorithm_names() -> list[str]:
-    return sorted(_BUILDERS)
+    BUILDERS.register(name, builder)
 
 
 def build_algorithm(
     config: AlgorithmConfig, model: ModelConfig, shape: PolicyShape, device: torch.device
 ) -> Algorithm:
-    try:
-        builder = _BUILDERS[config.name]
-    except KeyError:
-        known = ", ".join(algorithm_names())
-        raise ValueError(f"no learner for algorithm {config.name!r} (known: {known})") from None
-    return builder(config, model, shape, device)
+    return BUILDERS.get(config.name)(config, model, shape, device)
 
 
 def _register_builtins() -> None:

@@ -1,13 +1,20 @@
-"""Shared fixtures: one real embedded Redis for the whole session."""
+"""Shared fixtures: one real embedded Redis for the whole session, and a real league
+service per test."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
+from core.config import LeagueSettings
+from league.client import LeagueClient
+from league.server import LeagueServer
 from transport.redis import EmbeddedRedis, RedisEndpoint
+
+LEAGUE_TOKEN = "test-token"
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +33,17 @@ def redis_client(redis_server: RedisEndpoint) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def league(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LeagueClient]:
+    """A client of a real league server (its database in tmp_path); `@pytest.mark.
+    parametrize("league", [f], indirect=True)` sets its self-play fraction (default 0.5)."""
+    fraction = getattr(request, "param", 0.5)
+    settings = LeagueSettings(self_play_fraction=fraction, seed=0)
+    server = LeagueServer(tmp_path / "league.db", token=LEAGUE_TOKEN, settings=settings)
+    server.start()
+    client = LeagueClient(server.address, LEAGUE_TOKEN)
+    yield client
+    client.close()
+    server.stop(0)

@@ -5,7 +5,6 @@ eval`, with nothing under learner/ or actors/ knowing it exists."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,28 +16,13 @@ from actors.evaluation import evaluate
 from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
 from actors.rollout import RolloutWorker
-from core.config import ConfigError, LeagueSettings, parse_config
+from core.config import ConfigError, parse_config
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
-from league.server import LeagueServer
 from learner.learner import Learner
 from tests import toy_reinforce
 from transport.streams import TrajectoryStream, every_chunk_accounted_for
 from transport.weights import WeightStore
-
-TOKEN = "test-token"
-
-
-@pytest.fixture
-def league(tmp_path: Path) -> Iterator[LeagueClient]:
-    server = LeagueServer(
-        tmp_path / "league.db", token=TOKEN, settings=LeagueSettings(self_play_fraction=0.5)
-    )
-    server.start()
-    client = LeagueClient(server.address, TOKEN)
-    yield client
-    client.close()
-    server.stop(0)
 
 
 def toy_config() -> dict[str, object]:

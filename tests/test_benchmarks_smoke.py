@@ -5,7 +5,6 @@ in-process learner and rollout worker over a real Redis and league, no Ray)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,16 +19,14 @@ from benchmarks import cpu_accounting, latency, league_rpc, throughput
 from benchmarks import learner as learner_bench
 from cluster.learner_actor import LearnerActor
 from cluster.rollout_actor import RolloutActor
-from core.config import LeagueSettings, load_config, parse_config
+from core.config import load_config, parse_config
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
-from league.server import LeagueServer
 from learner.learner import Learner
 from transport.streams import TrajectoryStream
 from transport.weights import WeightStore
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "bench-token"
 
 
 # -- benchmarks/throughput.py ------------------------------------------------------
@@ -195,18 +192,6 @@ def test_summarize_reports_the_worst_actor_and_each_learner(lineages: list[str])
 
 
 # -- the stats fields latency.py reads, from real (in-process) parts ----------------
-@pytest.fixture
-def league(tmp_path: Path) -> Iterator[LeagueClient]:
-    server = LeagueServer(
-        tmp_path / "league.db", token=TOKEN, settings=LeagueSettings(self_play_fraction=0.5)
-    )
-    server.start()
-    client = LeagueClient(server.address, TOKEN)
-    yield client
-    client.close()
-    server.stop(0)
-
-
 def test_adoption_and_lag_fields_from_a_short_run(
     redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
 ) -> None:

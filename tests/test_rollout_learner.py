@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,20 +62,6 @@ def train_until_starved(learner: Learner) -> int:
     while learner.step(block_ms=0):
         updates += 1
     return updates
-
-
-@pytest.fixture
-def league(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LeagueClient]:
-    """A real league server; `@pytest.mark.parametrize("league", [f], indirect=True)`
-    sets its self-play fraction (default 0.5)."""
-    fraction = getattr(request, "param", 0.5)
-    settings = LeagueSettings(self_play_fraction=fraction, seed=0)
-    server = LeagueServer(tmp_path / "league.db", token=TOKEN, settings=settings)
-    server.start()
-    client = LeagueClient(server.address, TOKEN)
-    yield client
-    client.close()
-    server.stop(0)
 
 
 def make_parts(

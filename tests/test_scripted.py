@@ -1,9 +1,6 @@
 """Bots (envs/bots.py): the tactical bot, a yardstick stronger than random for any
 turn-based game, and the registry that makes any bot a league builtin and an opponent."""
 
-from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -11,7 +8,7 @@ from actors.evaluation import play_games
 from actors.players import BotPlayer, Lineup
 from cluster.checks import check_job
 from core.config import parse_config
-from envs.bots import is_bot, register_bot, tactical_action
+from envs.bots import BOTS, Batch, register_bot, tactical_action
 from envs.pettingzoo_adapter import Game, GameSpec, outcome_for
 
 
@@ -70,21 +67,13 @@ class FirstLegalBot:
     def problem(self, env_name: str, spec: GameSpec) -> str | None:
         return None if not spec.continuous else "discrete actions only"
 
-    def act(
-        self,
-        obs: np.ndarray,
-        mask: np.ndarray | None,
-        rng: np.random.Generator,
-        spec: GameSpec,
-        games: Sequence[Any],
-        agents: Sequence[str],
-    ) -> np.ndarray:
-        assert mask is not None
-        return mask.argmax(axis=1)
+    def act(self, batch: Batch) -> np.ndarray:
+        assert batch.mask is not None
+        return batch.mask.argmax(axis=1)
 
 
 def test_a_registered_bot_is_a_builtin_and_an_eval_opponent() -> None:
-    if not is_bot(FirstLegalBot.name):
+    if FirstLegalBot.name not in BOTS:  # registered once per test process
         register_bot(FirstLegalBot())
     config = parse_config(
         {

@@ -305,7 +305,7 @@ def test_the_ant_is_light_enough_to_walk_and_stands_when_idle() -> None:
 
 
 def test_still_bot_sends_zero_actions_in_continuous_games_only() -> None:
-    from envs.bots import bot_problem, get_bot
+    from envs.bots import BOTS, Batch, bot_problem
     from envs.pettingzoo_adapter import Game
 
     game = Game("envs.sumo.sumo_env", "parallel", {"bodies": ["ant", "ant"]})
@@ -313,9 +313,8 @@ def test_still_bot_sends_zero_actions_in_continuous_games_only() -> None:
     game.reset(seed=0)
     agent = game.spec.agents[1]
     obs, _ = game.observe(agent)
-    move = get_bot("still").act(
-        obs[None], None, np.random.default_rng(0), game.spec, [game], [agent]
-    )
+    batch = Batch(obs[None], None, np.random.default_rng(0), game.spec, [game], [agent])
+    move = BOTS.get("still").act(batch)
     np.testing.assert_array_equal(move, np.zeros((1, 8), np.float32))
     c4 = Game("pettingzoo.classic.connect_four_v3")
     assert "continuous" in bot_problem("still", "pettingzoo.classic.connect_four_v3", c4.spec)

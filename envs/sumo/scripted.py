@@ -14,12 +14,11 @@ our own, in our own frame (+x = our heading).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from envs.bots import register_bot
+from envs.bots import Batch, register_bot
 from envs.pettingzoo_adapter import GameSpec
 
 DISC_OPPONENT_XY = slice(13, 15)
@@ -65,20 +64,16 @@ class ChargeBot:
             return None
         return "the charge bot plays sumo with the disc or bug body only"
 
-    def act(
-        self,
-        obs: np.ndarray,
-        mask: np.ndarray | None,
-        rng: np.random.Generator,
-        spec: GameSpec,
-        games: Sequence[Any],
-        agents: Sequence[str],
-    ) -> np.ndarray:
-        bodies = np.array([body_of(g, a) for g, a in zip(games, agents, strict=True)])
-        out = np.empty((len(obs), 2), np.float32)
-        for body in np.unique(bodies):
-            rows = bodies == body
-            out[rows] = charge_actions(obs[rows], str(body))
+    def act(self, batch: Batch) -> np.ndarray:
+        rows_of: dict[str, list[int]] = {}
+        for j, (game, agent) in enumerate(zip(batch.games, batch.agents, strict=True)):
+            rows_of.setdefault(body_of(game, agent), []).append(j)
+        if len(rows_of) == 1:  # one body: no regrouping
+            (body,) = rows_of
+            return charge_actions(batch.obs, body)
+        out = np.empty((len(batch.obs), 2), np.float32)
+        for body, rows in rows_of.items():
+            out[rows] = charge_actions(batch.obs[rows], body)
         return out
 
 
