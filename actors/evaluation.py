@@ -22,7 +22,9 @@ from core.checkpoints import load_checkpoint
 from core.codec import decode_weights, weights_spec
 from core.config import JobConfig
 from core.players import lineage_of, parse_snapshot_id
+from core.spaces import PolicyShape
 from envs.bots import bot_problem
+from envs.goal import goal_task
 from envs.pettingzoo_adapter import Game, GameSpec
 
 
@@ -220,3 +222,54 @@ def evaluate(
     policy, version, opp = players
     wins, draws, losses = play_games(config, policy, opp, games, seed, greedy, team)
     return EvalResult(games, wins, draws, losses, opponent, version)
+
+
+@dataclass(frozen=True)
+class GoalEvalResult:
+    episodes: int
+    successes: int
+    policy_version: int
+
+    def as_json(self) -> dict[str, float | int]:
+        return {
+            "episodes": self.episodes,
+            "success_rate": self.successes / self.episodes,
+            "successes": self.successes,
+            "policy_version": self.policy_version,
+        }
+
+
+def evaluate_goal(
+    run_dir: Path, config: JobConfig, episodes: int, seed: int = 0, policy_id: str | None = None
+) -> GoalEvalResult:
+    """A goal job's policy (the latest checkpoint, else a snapshot) playing `episodes`
+    greedy episodes of its task, with fresh goals: how many end on their goal."""
+    task = goal_task(config.env.name)
+    if task is None:
+        raise ValueError(f"{config.env.name} is no goal task")
+    env = task.make(min(episodes, 64), seed=seed, **dict(config.env.kwargs))
+    try:
+        shape = PolicyShape(env.obs_dim, env.num_actions, env.continuous, env.goal_dim)
+        spec = GameSpec(("agent",), shape.input_dim, env.num_actions, False, False, env.continuous)
+        policies = RunDirPolicies(run_dir, config, spec, config.league.learner_player)
+        net, version = policies.checkpoint()
+        if policy_id is not None:
+            parsed = parse_snapshot_id(policy_id)
+            if parsed is None:
+                raise ValueError(f"--policy must be a snapshot id, got {policy_id!r}")
+            net, version = load_snapshot(run_dir, policy_id, net), parsed[1]
+        player = policies.kind.player(net, torch.Generator().manual_seed(seed))
+        rng = np.random.default_rng(seed)
+        obs = env.reset()
+        done = successes = 0
+        while done < episodes:
+            inputs = np.concatenate([obs.observation, obs.desired_goal], axis=1)
+            batch = Batch(inputs, None, rng, spec, (), (), greedy=True)
+            obs, _, terminated, truncated, info = env.step(player.act(batch).actions)
+            for g in np.flatnonzero(terminated | truncated):
+                if done < episodes:
+                    done += 1
+                    successes += bool(info["is_success"][g])
+        return GoalEvalResult(episodes, successes, version)
+    finally:
+        env.close()

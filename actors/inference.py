@@ -24,7 +24,8 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from actors.players import Batch, Decision, Player
-from core.nets import MASKED_LOGIT, PolicyValueNet, act
+from core.nets import MASKED_LOGIT, PolicyValueNet, QNet, act
+from envs.bots import random_legal_actions
 
 _LOG_SQRT_2PI = np.float32(0.5 * math.log(2.0 * math.pi))
 
@@ -119,6 +120,27 @@ class NumpyMlpPolicy:
             actions = (logp_all + gumbel).argmax(axis=1)
         logp = np.take_along_axis(logp_all, actions[:, None], axis=1)[:, 0]
         return Decision(actions.astype(np.int64), {"behaviour_logp": logp, "values": values})
+
+
+class QPolicy:
+    """A Q-network acting ε-greedily: the argmax of the Q-values, a uniformly random
+    action with probability `epsilon` (never when the batch asks for greedy play)."""
+
+    def __init__(self, net: QNet, generator: torch.Generator, epsilon: float = 0.0) -> None:
+        self.net, self.epsilon = net, epsilon
+
+    @torch.inference_mode()
+    def act(self, batch: Batch) -> Decision:
+        q = self.net(torch.from_numpy(np.asarray(batch.obs, np.float32)))
+        if batch.mask is not None:
+            q = torch.where(torch.from_numpy(batch.mask).bool(), q, MASKED_LOGIT)
+        actions = q.argmax(dim=1).numpy().astype(np.int64)
+        if not batch.greedy and self.epsilon > 0.0:
+            explore = np.flatnonzero(batch.rng.random(len(actions)) < self.epsilon)
+            if len(explore):
+                mask = None if batch.mask is None else batch.mask[explore]
+                actions[explore] = random_legal_actions(mask, q.shape[1], batch.rng, len(explore))
+        return Decision(actions, {})
 
 
 def inference_policy(net: PolicyValueNet, generator: torch.Generator) -> Player:

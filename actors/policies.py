@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
-from actors.inference import TorchPolicy, inference_policy
+from actors.inference import QPolicy, TorchPolicy, inference_policy
 from actors.players import Player
 from core.codec import decode_weights, weights_spec
 from core.config import ModelConfig
-from core.nets import build_net
+from core.nets import build_net, build_q_net
 from core.players import parse_snapshot_id
 from core.registry import Registry
 from core.spaces import PolicyShape
@@ -39,7 +39,9 @@ class ActingKind:
 
     name: str
     build_net: Callable[[ModelConfig, PolicyShape], torch.nn.Module]
-    fast_player: Callable[[torch.nn.Module, torch.Generator], Player]
+    # (net, generator, exploration) -> player; exploration is the actor's own setting
+    # (a Q-network's epsilon), 0 for kinds that explore by sampling.
+    fast_player: Callable[[torch.nn.Module, torch.Generator, float], Player]
     player: Callable[[torch.nn.Module, torch.Generator], Player]
     records: frozenset[str]  # chunk fields its decisions fill (core/chunks.py)
 
@@ -58,10 +60,19 @@ def acting_kind(name: str) -> ActingKind:
 register_acting(
     ActingKind(
         "actor_critic",
-        lambda model, shape: build_net(model, shape.obs_dim, shape.num_actions, shape.continuous),
-        inference_policy,  # type: ignore[arg-type]
+        lambda model, shape: build_net(model, shape.input_dim, shape.num_actions, shape.continuous),
+        lambda net, generator, exploration: inference_policy(net, generator),  # type: ignore[arg-type]
         TorchPolicy,  # type: ignore[arg-type]
         frozenset({"behaviour_logp", "values"}),
+    )
+)
+register_acting(
+    ActingKind(
+        "epsilon_greedy_q",
+        lambda model, shape: build_q_net(model, shape.input_dim, shape.num_actions),
+        QPolicy,  # type: ignore[arg-type]
+        QPolicy,  # type: ignore[arg-type]
+        frozenset(),
     )
 )
 
@@ -83,10 +94,14 @@ class PolicyPool:
         continuous: bool = False,
         cache_size: int = 64,  # frozen nets kept built; reloading one costs ~ms
         acting: str = "actor_critic",
+        exploration: float = 0.0,
+        goal_dim: int = 0,
     ):
+        """`exploration`: this actor's own (a Q-network's epsilon); `goal_dim`: goal tasks'
+        policies read the observation and the goal (core/spaces.py PolicyShape)."""
         self._store, self.lineage = store, lineage
-        self.kind = acting_kind(acting)
-        shape = PolicyShape(obs_dim, num_actions, continuous)
+        self.kind, self.exploration = acting_kind(acting), exploration
+        shape = PolicyShape(obs_dim, num_actions, continuous, goal_dim)
         self._make = lambda: self.kind.build_net(model, shape).eval()
         self.learner = self._make()
         self._expected = weights_spec(self.learner.state_dict())
@@ -178,7 +193,7 @@ class PolicyPool:
     def learner_policy(self, generator: torch.Generator) -> Player:
         """The learner's latest weights as a player (the acting kind's fast one)."""
         if self._learner_policy is None:
-            self._learner_policy = self.kind.fast_player(self.learner, generator)
+            self._learner_policy = self.kind.fast_player(self.learner, generator, self.exploration)
         return self._learner_policy
 
     def frozen_policy(self, player_id: str, generator: torch.Generator) -> Player:
@@ -188,5 +203,6 @@ class PolicyPool:
         assert version is not None
         policy = self._frozen_policies.get(version)
         if policy is None:
-            policy = self._frozen_policies[version] = self.kind.fast_player(net, generator)
+            policy = self.kind.fast_player(net, generator, self.exploration)
+            self._frozen_policies[version] = policy
         return policy

@@ -6,6 +6,7 @@ bots an env provides: envs/bots.py), and whether each bot can play the job's gam
 from __future__ import annotations
 
 from core.config import ConfigError, JobConfig
+from envs.goal import GoalTask, goal_task
 
 
 def check_job(config: JobConfig) -> None:
@@ -25,6 +26,16 @@ def check_job(config: JobConfig) -> None:
             except ValueError as exc:
                 raise ConfigError(f"{key}: {exc}") from None
     env = config.env
+    goal_fields = {"desired_goal", "achieved_goal"}
+    task = goal_task(env.name)
+    if task is not None:
+        _check_goal_job(config, task)
+        return
+    if goal_fields <= config.algorithm.chunk_fields:
+        raise ConfigError(
+            f"algorithm.name: {config.algorithm.name} trains goal tasks (envs/goal); "
+            f"{env.name} is none"
+        )
     try:
         game = Game(env.name, env.api, env.kwargs, config.team_prefixes())
     except EnvConfigError as exc:
@@ -37,3 +48,26 @@ def check_job(config: JobConfig) -> None:
                     raise ConfigError(f"league.builtins: {problem}")
     finally:
         game.close()
+
+
+def _check_goal_job(config: JobConfig, task: GoalTask) -> None:
+    """A goal job (HER): an algorithm that replays goals, one chunk per episode."""
+    if not {"desired_goal", "achieved_goal"} <= config.algorithm.chunk_fields:
+        raise ConfigError(
+            f"algorithm.name: {config.env.name} is a goal task; {config.algorithm.name} does "
+            "not learn from goals (use dqn)"
+        )
+    try:
+        env = task.make(1, seed=0, **dict(config.env.kwargs))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"env.kwargs: {exc}") from None
+    try:
+        if config.actors.chunk_length != env.max_steps:
+            raise ConfigError(
+                f"actors.chunk_length: must be the task's episode length {env.max_steps} "
+                "(one chunk per episode, for hindsight relabelling)"
+            )
+        if env.continuous and config.algorithm.acting == "epsilon_greedy_q":
+            raise ConfigError(f"algorithm.name: {config.env.name} has continuous actions")
+    finally:
+        env.close()

@@ -123,6 +123,9 @@ def eval_(
         str, typer.Option(help="random | tactical | charge | still | snapshot:ID")
     ] = "random",
     games: Annotated[int, typer.Option(min=2)] = 200,
+    episodes: Annotated[
+        int | None, typer.Option(min=1, help="goal jobs (HER): greedy episodes to play")
+    ] = None,
     seed: int = 0,
     sample: Annotated[bool, typer.Option(help="sample actions instead of greedy")] = False,
     policy: Annotated[
@@ -132,15 +135,33 @@ def eval_(
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Play the trained policy against an opponent, half the games from each seat
-    (team games: the policy plays --team, the opponent the other team)."""
-    from actors.evaluation import evaluate
+    (team games: the policy plays --team, the opponent the other team). Goal jobs (HER):
+    greedy episodes of the task, `{"episodes", "success_rate", ...}`."""
+    from actors.evaluation import evaluate, evaluate_goal
     from actors.inference import limit_inference_threads
     from core.checkpoints import CheckpointError
+    from envs.goal import goal_task
 
     cfg = _run_config(run_dir, None)
     # One game at a time, one observation per forward pass: a thread pool only spins. With
     # torch's default pools, 200 ant games took ~10x the CPU (12.8 min beside a running job).
     limit_inference_threads(1)
+    if goal_task(cfg.env.name) is not None:
+        try:
+            goal = evaluate_goal(run_dir, cfg, episodes or games, seed, policy_id=policy)
+        except (CheckpointError, FileNotFoundError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        doc = goal.as_json()
+        if json_:
+            print(json.dumps(doc))
+        else:
+            print(
+                f"{goal.episodes} episodes: success {doc['success_rate']:.1%} "
+                f"(policy v{goal.policy_version})"
+            )
+        return
+    if episodes is not None:
+        raise _fail("--episodes is for goal jobs; this job plays --games against an opponent")
     try:
         result = evaluate(
             run_dir, cfg, opponent, games, seed, greedy=not sample, policy_id=policy, team=team

@@ -33,6 +33,8 @@ from cluster.run_dir import prepare_run_dir, run_dir_lock
 from cluster.status import STATUS_FILE
 from cluster.watcher import RunError, Watcher, get_or_explain
 from core.config import JobConfig
+from core.spaces import PolicyShape
+from envs.goal import goal_task
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
 from transport.redis import EmbeddedRedis, RedisEndpoint, connect, parse_redis_url
@@ -244,7 +246,7 @@ def _run_locked(
 
     check_job(config)
     prepare_run_dir(run_dir, config, resume)
-    teams = Game(config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()).teams
+    shapes = learner_shapes(config)
     # One learner per team (team games), or the main agent and its exploiters.
     learning = config.learners()
     n_actors = config.actors.num_actors
@@ -276,13 +278,14 @@ def _run_locked(
                 league_address,
                 token,
                 str(run_dir),
-                teams[learner.team].obs_dim,
-                teams[learner.team].num_actions,
+                shapes[lineage].obs_dim,
+                shapes[lineage].num_actions,
                 resume,
-                teams[learner.team].continuous,
+                shapes[lineage].continuous,
                 lineage,
+                shapes[lineage].goal_dim,
             )
-            for lineage, learner in learning.items()
+            for lineage in learning
         }
         learner_runs = {lineage: learner.run.remote() for lineage, learner in learners.items()}
 
@@ -335,6 +338,22 @@ def _run_locked(
             next(iter(stream_stats.values())) if one else stream_stats,
             watcher.throughput(),
         )
+
+
+def learner_shapes(config: JobConfig) -> dict[str, PolicyShape]:
+    """Each learner's policy shape: from the goal task for a goal job (envs/goal), else
+    from its team of the game."""
+    task = goal_task(config.env.name)
+    if task is not None:
+        env = task.make(1, seed=0, **dict(config.env.kwargs))
+        try:
+            shape = PolicyShape(env.obs_dim, env.num_actions, env.continuous, env.goal_dim)
+        finally:
+            env.close()
+        return dict.fromkeys(config.learners(), shape)
+    env = config.env
+    teams = Game(env.name, env.api, env.kwargs, config.team_prefixes()).teams
+    return {lineage: teams[learning.team].shape for lineage, learning in config.learners().items()}
 
 
 def stop_cleanly_on_signals() -> None:

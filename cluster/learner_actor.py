@@ -34,6 +34,7 @@ class LearnerActor:
         resume: bool,
         continuous: bool = False,
         lineage: str | None = None,
+        goal_dim: int = 0,
     ):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         config = JobConfig.model_validate(config_data)
@@ -52,6 +53,7 @@ class LearnerActor:
             resume=resume,
             continuous=continuous,
             lineage=lineage,
+            goal_dim=goal_dim,
         )
         self._stop = threading.Event()
 

@@ -12,12 +12,14 @@ from typing import Any
 
 import ray
 
+from actors.goal_rollout import GoalWorker, ladder_epsilon
 from actors.inference import limit_inference_threads
 from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
-from actors.rollout import new_actor_id
+from actors.rollout import RolloutWorker, new_actor_id
 from actors.vector_rollout import make_rollout_worker
 from core.config import JobConfig
+from envs.goal import goal_task
 from envs.pettingzoo_adapter import Game
 from league.client import LeagueClient
 from transport.redis import RedisEndpoint, connect
@@ -41,38 +43,19 @@ class RolloutActor:
         limit_inference_threads(config.actors.torch_threads)
         client = connect(redis)
         self.actor_id = new_actor_id(index)
-        teams = Game(
-            config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()
-        ).teams
-        learners = config.learners()
         store = WeightStore(client, config.job, config.transport.keep_weight_versions)
-        pools = {}
-        for lineage, learning in learners.items():
-            spec = teams[learning.team]
-            pools[lineage] = PolicyPool(
-                store,
-                lineage,
-                config.model,
-                spec.obs_dim,
-                spec.num_actions,
-                spec.continuous,
-                acting=config.algorithm.acting,
+        self.link: LeagueLink | None = None
+        self.worker: RolloutWorker | GoalWorker
+        if goal_task(config.env.name) is not None:
+            self.worker = _goal_worker(config, self.actor_id, store, client, index, seed)
+        else:
+            self.link = LeagueLink(
+                LeagueClient(league_address, league_token),
+                list(config.learners()),
+                prefetch=config.actors.envs_per_actor,
+                teams=bool(config.env.teams),
             )
-        streams = {
-            lineage: TrajectoryStream(
-                client, config.stream_name(lineage), config.transport.max_stream_length
-            )
-            for lineage in learners
-        }
-        self.link = LeagueLink(
-            LeagueClient(league_address, league_token),
-            list(learners),
-            prefetch=config.actors.envs_per_actor,
-            teams=bool(config.env.teams),
-        )
-        self.worker = make_rollout_worker(
-            config, self.actor_id, pools, streams, self.link, seed=seed
-        )
+            self.worker = _self_play_worker(config, self.actor_id, store, client, self.link, seed)
         self._stop = threading.Event()
 
     def run(self, wait_for_weights_s: float = 120.0) -> dict[str, Any]:
@@ -81,7 +64,8 @@ class RolloutActor:
         try:
             stats = self.worker.run(self._stop.is_set)
         finally:
-            self.link.close()  # every finished game's result reaches the league
+            if self.link is not None:
+                self.link.close()  # every finished game's result reaches the league
         return {**self._identity(), **asdict(stats), "weight_adoption": self._adoption()}
 
     def stop(self) -> None:
@@ -111,3 +95,46 @@ class RolloutActor:
     def _adoption(self) -> dict[str, dict[str, Any]]:
         """Per lineage: publish -> adopt delays of the learner's weights (PolicyPool)."""
         return {lineage: pool.adoption_stats() for lineage, pool in self.worker.pools.items()}
+
+
+def _self_play_worker(
+    config: JobConfig,
+    actor_id: str,
+    store: WeightStore,
+    client: Any,
+    link: LeagueLink,
+    seed: int,
+) -> RolloutWorker:
+    teams = Game(config.env.name, config.env.api, config.env.kwargs, config.team_prefixes()).teams
+    pools, streams = {}, {}
+    for lineage, learning in config.learners().items():
+        spec = teams[learning.team]
+        pools[lineage] = PolicyPool(
+            store,
+            lineage,
+            config.model,
+            spec.obs_dim,
+            spec.num_actions,
+            spec.continuous,
+            acting=config.algorithm.acting,
+        )
+        streams[lineage] = TrajectoryStream(
+            client, config.stream_name(lineage), config.transport.max_stream_length
+        )
+    return make_rollout_worker(config, actor_id, pools, streams, link, seed=seed)
+
+
+def _goal_worker(
+    config: JobConfig, actor_id: str, store: WeightStore, client: Any, index: int, seed: int
+) -> GoalWorker:
+    """A goal job's worker (HER), exploring by the actor's rung of the epsilon ladder."""
+    algorithm = config.algorithm
+    epsilon = float(getattr(algorithm, "epsilon", 0.0))
+    exploration = ladder_epsilon(
+        epsilon, float(getattr(algorithm, "epsilon_ladder", 0.0)), index, config.actors.num_actors
+    )
+    lineage = config.league.learner_player
+    stream = TrajectoryStream(
+        client, config.stream_name(lineage), config.transport.max_stream_length
+    )
+    return GoalWorker(config, actor_id, store, stream, seed=seed, exploration=exploration)

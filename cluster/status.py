@@ -30,7 +30,8 @@ first sample, which has no previous one):
 | `actors_alive` | actors that answered this sample's stats call |
 | `league_players` | players in the league (learners, snapshots, builtins); null if it did not answer |
 | `learners` | per lineage: `version`, `updates`, `steps_trained`, `policy_lag_median`, `stream_length`, `chunks_dropped_lag`, `chunks_rejected`, `device`; `episodes` (its agents' finished training episodes, a game against its latest self counting each seat), `episode_return_mean` and `episode_length_mean` (return: every reward the env gave the agent, shaping included; length: its decisions) over the episodes finished in this interval, null if none |
-| `history` | the last 120 samples (30 min): `time`, `env_steps_per_s`, `learner_steps_per_s`, `policy_lag_median` |
+| `eval_success_rate` | goal jobs (HER): the share of the greedy evaluation episodes finished in this interval that ended on their goal; null otherwise or if none finished (per learner too, with `eval_episodes`, the total so far) |
+| `history` | the last 120 samples (30 min): `time`, `env_steps`, `env_steps_per_s`, `learner_steps_per_s`, `policy_lag_median`, `eval_success_rate` |
 """  # noqa: E501
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ def build_status(
         "env_steps_per_s": env_steps_per_s,
         "learner_steps_per_s": learner_steps_per_s,
         "policy_lag_median": max(known_lags) if known_lags else None,
+        "eval_success_rate": next(
+            (v["eval_success_rate"] for v in per_learner.values() if "eval_success_rate" in v),
+            None,
+        ),
         "stream_length": sum(v["stream_length"] for v in per_learner.values()),
         "chunks_dropped_lag": sum(v["chunks_dropped_lag"] for v in per_learner.values()),
         "chunks_rejected": sum(v["chunks_rejected"] for v in per_learner.values()),
@@ -109,8 +114,15 @@ def build_status(
 
 def history_entry(status: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a status document kept in later documents' `history`."""
-    keys = ("time", "env_steps_per_s", "learner_steps_per_s", "policy_lag_median")
-    return {k: status[k] for k in keys}
+    keys = (
+        "time",
+        "env_steps",
+        "env_steps_per_s",
+        "learner_steps_per_s",
+        "policy_lag_median",
+        "eval_success_rate",
+    )
+    return {k: status.get(k) for k in keys}
 
 
 def write_status(path: Path, status: Mapping[str, Any]) -> None:

@@ -109,6 +109,9 @@ class Watcher:
         # like _env_steps; the totals before the last sample give each sample's means.
         self._tallies: dict[str, dict[str, EpisodeTally]] = {}
         self._last_totals: dict[str, EpisodeTally] = {}
+        # Goal jobs: per actor id, its greedy evaluation episodes and their successes.
+        self._evals: dict[str, tuple[int, int]] = {}
+        self._last_evals = (0, 0)
 
     def _actor_stats(self) -> tuple[int, int]:
         """(env steps of all actors, actors that answered)."""
@@ -133,6 +136,9 @@ class Watcher:
                     lineage: EpisodeTally(int(n), float(returns[lineage]), int(decisions[lineage]))
                     for lineage, n in reply["episodes"].items()
                 }
+                if "eval_episodes" in reply:
+                    evals = int(reply["eval_episodes"]), int(reply["eval_successes"])
+                    self._evals[reply["actor_id"]] = evals
             except ray.exceptions.RayError:
                 continue  # a dead actor; the watch loop ends the run when its run() ends
             alive += 1
@@ -156,11 +162,14 @@ class Watcher:
             s = streams[lineage]
             name = f"{lineage} " if len(stats) > 1 else ""
             mean = episodes.get(lineage, {}).get("episode_return_mean")
+            success = episodes.get(lineage, {}).get("eval_success_rate")
             parts.append(
                 f"{name}version {st['version']} updates {st['updates']} trained "
                 f"{st['steps_trained']} steps stream {s['length']} dropped_lag "
                 f"{s['chunks_dropped_lag']} rejected {s['chunks_rejected']} "
-                f"lag_median {st['lag_median']}" + ("" if mean is None else f" return {mean:+.3f}")
+                f"lag_median {st['lag_median']}"
+                + ("" if mean is None else f" return {mean:+.3f}")
+                + ("" if success is None else f" success {success:.3f}")
             )
         self._log_episodes(episodes, stats)
         print(
@@ -216,6 +225,17 @@ class Watcher:
                 else None,
             }
         self._last_totals = totals
+        if self._evals and len(out) == 1:  # a goal job: one lineage
+            episodes = sum(e for e, _ in self._evals.values())
+            successes = sum(s for _, s in self._evals.values())
+            new_episodes = episodes - self._last_evals[0]
+            new_successes = successes - self._last_evals[1]
+            (lineage,) = out
+            out[lineage]["eval_episodes"] = episodes
+            out[lineage]["eval_success_rate"] = (
+                round(new_successes / new_episodes, 4) if new_episodes > 0 else None
+            )
+            self._last_evals = (episodes, successes)
         return out
 
     def _log_episodes(

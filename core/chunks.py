@@ -241,4 +241,5 @@ def job_chunk_spec(config: JobConfig, shape: PolicyShape) -> ChunkSpec:
         num_actions=None if shape.continuous else shape.num_actions,
         action_dim=shape.num_actions if shape.continuous else None,
         optional=config.algorithm.chunk_fields,
+        goal_dim=shape.goal_dim,
     )

@@ -152,6 +152,48 @@ class PPOVTraceConfig(AlgorithmConfig):
         return self
 
 
+class HindsightConfig(_Section):
+    """Hindsight Experience Replay (learner/replay.py): which goals replace the real one
+    at sample time. "future" with k = 4 (80% of samples relabelled) is the paper's best."""
+
+    strategy: Literal["future", "final", "episode", "none"] = "future"
+    k: int = Field(4, ge=1)
+
+
+class DQNConfig(AlgorithmConfig):
+    """DQN with a target network and double-Q targets (learner/dqn.py), trained from a
+    replay buffer with HER: goal-conditioned discrete tasks (bit flipping)."""
+
+    acting: ClassVar[str] = "epsilon_greedy_q"
+    acting_net: ClassVar[str] = "q"
+    chunk_fields: ClassVar[frozenset[str]] = frozenset(
+        {"desired_goal", "achieved_goal", "is_success"}
+    )
+
+    name: Literal["dqn"] = "dqn"
+    # HER's baselines: 1 - 1/T for episodes of T steps.
+    gamma: float = Field(0.98, gt=0.0, lt=1.0)
+    lr: float = Field(1e-3, gt=0.0)
+    # Episodes (chunks) per learner call; its gradient steps follow replay_ratio.
+    batch_chunks: int = Field(2, ge=1)
+    batch_size: int = Field(128, ge=1)  # transitions per gradient step
+    # Transitions sampled per env step stored: gradient steps = ratio x new steps / batch.
+    replay_ratio: float = Field(4.0, gt=0.0)
+    buffer_steps: int = Field(1_000_000, ge=1)
+    learning_starts: int = Field(1_000, ge=0)  # env steps stored before the first update
+    target_tau: float = Field(0.05, gt=0.0, le=1.0)  # Polyak step of the target network
+    double_q: bool = True
+    # Targets clipped to [-1/(1-gamma), 0], the range of returns of a -1/0 reward.
+    clip_target: bool = True
+    max_grad_norm: float = Field(10.0, gt=0.0)
+    # Actors pick a random action with probability epsilon; with epsilon_ladder > 0 actor
+    # i of N uses epsilon^(1 + ladder * i / (N - 1)) (Ape-X used 7), so some explore
+    # little and some a lot.
+    epsilon: float = Field(0.2, ge=0.0, le=1.0)
+    epsilon_ladder: float = Field(0.0, ge=0.0)
+    her: HindsightConfig = HindsightConfig()
+
+
 DEFAULT_ALGORITHM = "ppo_vtrace"
 ALGORITHM_CONFIGS: Registry[type[AlgorithmConfig]] = Registry("algorithm")
 
@@ -184,6 +226,7 @@ def algorithm_config(data: Any) -> AlgorithmConfig:
 
 
 register_algorithm_config(PPOVTraceConfig)
+register_algorithm_config(DQNConfig)
 
 
 class ActorsConfig(_Section):

@@ -101,6 +101,27 @@ def build_net(
     return PolicyValueNet(nn.Sequential(*layers), config.hidden[-1], num_actions, continuous)
 
 
+class QNet(nn.Module):
+    """The Q-value of every discrete action, from an MLP over the policy input (for goal
+    tasks the observation and the goal side by side)."""
+
+    def __init__(self, torso: nn.Module, width: int, num_actions: int) -> None:
+        super().__init__()
+        self.torso = torso
+        self.q = nn.Linear(width, num_actions)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.q(self.torso(x))
+
+
+def build_q_net(config: ModelConfig, in_dim: int, num_actions: int) -> QNet:
+    if config.kind != "mlp":
+        raise ValueError("Q-networks have an MLP torso (model.kind: mlp)")
+    act: type[nn.Module] = nn.ReLU if config.activation == "relu" else nn.Tanh
+    torso = nn.Sequential(*_mlp(in_dim, config.hidden, act))
+    return QNet(torso, config.hidden[-1], num_actions)
+
+
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 

@@ -19,7 +19,7 @@ from typing import Protocol
 import torch
 
 from core.chunks import TrajectoryChunk
-from core.config import AlgorithmConfig, ModelConfig
+from core.config import JobConfig
 from core.registry import Registry
 from core.spaces import PolicyShape
 
@@ -48,7 +48,8 @@ class Algorithm(Protocol):
         ...
 
 
-AlgorithmBuilder = Callable[[AlgorithmConfig, ModelConfig, PolicyShape, torch.device], Algorithm]
+# (the job's config, the acting policy's shape, the learner's device) -> the algorithm.
+AlgorithmBuilder = Callable[[JobConfig, PolicyShape, torch.device], Algorithm]
 
 BUILDERS: Registry[AlgorithmBuilder] = Registry("learner for algorithm")
 
@@ -57,16 +58,16 @@ def register_algorithm(name: str, builder: AlgorithmBuilder) -> None:
     BUILDERS.register(name, builder)
 
 
-def build_algorithm(
-    config: AlgorithmConfig, model: ModelConfig, shape: PolicyShape, device: torch.device
-) -> Algorithm:
-    return BUILDERS.get(config.name)(config, model, shape, device)
+def build_algorithm(job: JobConfig, shape: PolicyShape, device: torch.device) -> Algorithm:
+    return BUILDERS.get(job.algorithm.name)(job, shape, device)
 
 
 def _register_builtins() -> None:
+    from learner.dqn import DQN
     from learner.ppo_vtrace import PPOVTrace
 
     register_algorithm("ppo_vtrace", PPOVTrace)
+    register_algorithm("dqn", DQN)
 
 
 _register_builtins()

@@ -68,17 +68,18 @@ class Learner:
         resume: bool = False,
         continuous: bool = False,
         lineage: str | None = None,
+        goal_dim: int = 0,
     ):
         """`lineage`: the league player this learner trains (a team's name in team games;
-        default league.learner_player)."""
+        default league.learner_player). `goal_dim`: a goal task's goal size (HER jobs)."""
         self.config, self.run_dir = config, run_dir
         self.stream, self.weights, self.league = stream, weights, league
         self.player = lineage or config.league.learner_player
         self.role = config.learners()[self.player].role
         self.stream_name = config.stream_name(self.player)
         self.device = pick_device(config.algorithm.device)
-        shape = PolicyShape(obs_dim, num_actions, continuous)
-        self.algorithm = build_algorithm(config.algorithm, config.model, shape, self.device)
+        shape = PolicyShape(obs_dim, num_actions, continuous, goal_dim)
+        self.algorithm = build_algorithm(config, shape, self.device)
         self.spec = job_chunk_spec(config, shape)
         self.consumer = f"learner-{socket.gethostname()}"
         self.counters = LearnerCounters()

@@ -17,7 +17,7 @@ import torch
 from ray.rllib.algorithms.impala.torch.vtrace_torch_v2 import vtrace_torch
 
 from core.chunks import TrajectoryChunk
-from core.config import AlgorithmConfig, ModelConfig, PPOVTraceConfig
+from core.config import JobConfig, PPOVTraceConfig
 from core.nets import PolicyValueNet, build_net, log_prob_entropy
 from core.spaces import PolicyShape
 
@@ -161,13 +161,8 @@ class PPOVTrace:
     """PPO/V-trace as the learner's algorithm (learner/algorithm.py): one policy/value
     network ("model", which the actors act with) and its Adam optimizer ("optim")."""
 
-    def __init__(
-        self,
-        config: AlgorithmConfig,
-        model: ModelConfig,
-        shape: PolicyShape,
-        device: torch.device,
-    ) -> None:
+    def __init__(self, job: JobConfig, shape: PolicyShape, device: torch.device) -> None:
+        config, model = job.algorithm, job.model
         if not isinstance(config, PPOVTraceConfig):
             raise TypeError(f"PPOVTrace needs a PPOVTraceConfig, got {type(config).__name__}")
         self.config, self.device = config, device

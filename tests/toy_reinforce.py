@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from core.chunks import TrajectoryChunk
-from core.config import AlgorithmConfig, ModelConfig, register_algorithm_config
+from core.config import AlgorithmConfig, JobConfig, register_algorithm_config
 from core.nets import build_net, log_prob
 from core.spaces import PolicyShape
 from learner.algorithm import register_algorithm
@@ -28,13 +28,8 @@ class ReinforceConfig(AlgorithmConfig):
 
 
 class Reinforce:
-    def __init__(
-        self,
-        config: AlgorithmConfig,
-        model: ModelConfig,
-        shape: PolicyShape,
-        device: torch.device,
-    ) -> None:
+    def __init__(self, job: JobConfig, shape: PolicyShape, device: torch.device) -> None:
+        config, model = job.algorithm, job.model
         assert isinstance(config, ReinforceConfig)
         self.config, self.device = config, device
         torch.manual_seed(config.seed)

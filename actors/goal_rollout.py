@@ -1,0 +1,183 @@
+"""The rollout worker of goal jobs (HER): one agent per game, a goal per episode, no
+opponent. It steps a goal task's vector env (envs/goal), acts with the learner's latest
+weights and the actor's own exploration, and sends each training episode as one chunk
+(chunk_length = the task's time limit, so a chunk is exactly an episode and the learner's
+replay can relabel its goals). A share of episodes (`league.eval_fraction`) is played
+greedily and only counted: the success rate the job reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from actors.chunking import ChunkBuilder
+from actors.league_link import ReportCounts
+from actors.players import LEARNER, Batch, Lineup
+from actors.policies import PolicyPool
+from actors.rollout_stats import RolloutStats
+from core.chunks import job_chunk_spec
+from core.codec import encode_chunk
+from core.config import JobConfig
+from core.spaces import PolicyShape
+from envs.goal import GoalObs, GoalVectorEnv, goal_task
+from envs.pettingzoo_adapter import GameSpec
+from transport.streams import TrajectoryStream
+from transport.weights import WeightStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GoalStats(RolloutStats):
+    """A self-play worker's counts (the job's watcher sums them alike: an episode's return
+    is its rewards, its length its steps) plus the goal task's successes."""
+
+    successes: int = 0  # training episodes that ended on the goal
+    eval_episodes: int = 0  # greedy episodes, not trained on
+    eval_successes: int = 0
+
+
+def ladder_epsilon(epsilon: float, ladder: float, index: int, actors: int) -> float:
+    """Actor `index` of `actors`'s exploration: epsilon^(1 + ladder * index / (actors - 1))
+    (Ape-X), the same epsilon for all with ladder 0 or one actor; indices past the planned
+    count (actors added by scaling) take the ladder's end."""
+    if ladder <= 0.0 or actors <= 1:
+        return epsilon
+    return float(epsilon ** (1.0 + ladder * min(1.0, index / (actors - 1))))
+
+
+class GoalWorker:
+    """`exploration`: this actor's epsilon (DQN; `ladder_epsilon`)."""
+
+    def __init__(
+        self,
+        config: JobConfig,
+        actor_id: str,
+        store: WeightStore,
+        stream: TrajectoryStream,
+        seed: int = 0,
+        exploration: float = 0.0,
+    ) -> None:
+        task = goal_task(config.env.name)
+        if task is None:
+            raise ValueError(f"{config.env.name} is no goal task (goal_env, compute_reward)")
+        self.config, self.actor_id, self.stream = config, actor_id, stream
+        self.rng = np.random.default_rng(seed)
+        n = config.actors.envs_per_actor
+        kwargs = dict(config.env.kwargs)
+        self.env: GoalVectorEnv = task.make(n, seed=int(self.rng.integers(2**31)), **kwargs)
+        if config.actors.chunk_length != self.env.max_steps:
+            raise ValueError(
+                f"actors.chunk_length must be the task's episode length {self.env.max_steps} "
+                "(one chunk per episode, for hindsight relabelling)"
+            )
+        env = self.env
+        self.shape = PolicyShape(env.obs_dim, env.num_actions, env.continuous, env.goal_dim)
+        lineage = config.league.learner_player
+        self.pool = PolicyPool(
+            store,
+            lineage,
+            config.model,
+            env.obs_dim,
+            env.num_actions,
+            env.continuous,
+            acting=config.algorithm.acting,
+            exploration=exploration,
+            goal_dim=env.goal_dim,
+        )
+        self.pools = {lineage: self.pool}
+        input_dim, actions = self.shape.input_dim, env.num_actions
+        self.spec = GameSpec(("agent",), input_dim, actions, False, False, env.continuous)
+        chunk_spec = job_chunk_spec(config, self.shape)
+        stream_name = config.stream_name(lineage)
+        self.tracks = [ChunkBuilder(chunk_spec, stream_name, actor_id, g) for g in range(n)]
+        self.lineup = Lineup(self.pools, torch.Generator().manual_seed(seed))
+        self.stats = GoalStats.for_lineages([lineage], ReportCounts())
+        self._outbox: list[bytes] = []
+        self._obs: GoalObs | None = None
+        self._evaluating = np.zeros(n, bool)  # games playing a greedy episode
+        self._returns = np.zeros(n)  # training episodes' rewards so far
+        self._next_poll = self._next_flush = 0.0
+
+    def _new_episodes(self, games: np.ndarray) -> None:
+        self._evaluating[games] = self.rng.random(len(games)) < self.config.league.eval_fraction
+
+    def step(self) -> None:
+        env = self.env
+        if self._obs is None:
+            self._obs = env.reset()
+            self._new_episodes(np.arange(env.num_envs))
+        obs = self._obs
+        inputs = np.concatenate([obs.observation, obs.desired_goal], axis=1)
+        player = self.lineup.player((self.pool.lineage, LEARNER))
+        actions = player.act(Batch(inputs, None, self.rng, self.spec, (), ())).actions
+        evaluating = np.flatnonzero(self._evaluating)
+        if len(evaluating):  # greedy for the games that evaluate
+            greedy = Batch(inputs[evaluating], None, self.rng, self.spec, (), (), greedy=True)
+            actions[evaluating] = player.act(greedy).actions
+        next_obs, rewards, terminated, truncated, info = env.step(actions)
+        self.stats.env_steps += env.num_envs
+        final = env.final_obs  # before any restart: what each game reached this step
+        version = self.pool.learner_version
+        for g in np.flatnonzero(~self._evaluating):
+            self.tracks[g].add(
+                {
+                    "obs": obs.observation[g],
+                    "actions": actions[g],
+                    "rewards": rewards[g],
+                    "dones": terminated[g],
+                    "policy_versions": version,
+                    "desired_goal": obs.desired_goal[g],
+                    "achieved_goal": final.achieved_goal[g],
+                    "is_success": info["is_success"][g],
+                }
+            )
+            self.stats.learner_steps += 1
+        self._returns += rewards
+        ended = np.flatnonzero(terminated | truncated)
+        for g in ended:
+            success = bool(info["is_success"][g])
+            if self._evaluating[g]:
+                self.stats.eval_episodes += 1
+                self.stats.eval_successes += success
+                continue
+            self.stats.tally_episode(self.pool.lineage, float(self._returns[g]), env.max_steps)
+            self.stats.successes += success
+            track = self.tracks[g]
+            if track.full:
+                self._outbox.append(encode_chunk(track.take(final.observation[g])))
+        if len(ended):
+            self._returns[ended] = 0.0
+            self._new_episodes(ended)
+        self._obs = next_obs
+
+    def flush(self, should_stop: Callable[[], bool] | None = None) -> None:
+        if self._outbox:
+            ids = self.stream.add(self._outbox, should_stop=should_stop)
+            self.stats.chunks_sent += len(ids)
+            self._outbox = []
+
+    def maybe_refresh_weights(self, now: float) -> None:
+        if now >= self._next_poll:
+            self._next_poll = now + self.config.actors.weight_poll_seconds
+            if self.pool.refresh_learner():
+                self.stats.weight_updates += 1
+
+    def run(self, should_stop: Callable[[], bool], max_steps: int | None = None) -> GoalStats:
+        steps = 0
+        while not should_stop() and (max_steps is None or steps < max_steps):
+            now = time.monotonic()
+            self.maybe_refresh_weights(now)
+            self.step()
+            if now >= self._next_flush:
+                self.flush(should_stop)
+                self._next_flush = now + self.config.actors.flush_seconds
+            steps += 1
+        self.flush(should_stop)
+        return self.stats

@@ -1,0 +1,153 @@
+"""The off-policy learners' replay buffer, TorchRL's way: a storage of whole episodes, a
+writer that fills it from decoded chunks, and a sampler that relabels goals at sample time
+(Hindsight Experience Replay, Andrychowicz et al. 2017) with the task's pure reward
+function.
+
+Goal tasks end only by their time limit, so one chunk of `max_steps` decisions is one
+episode (the goal rollout worker cuts them so), and no transition is terminal: the target
+of the last step bootstraps from the observation after it (`bootstrap_obs`), never from
+zero. `achieved_goal[t]` is the goal reached after step t.
+
+Relabelling strategies (`strategy`):
+- "future": with probability k / (k + 1) (k relabels per transition; 4 -> 80%), the goal
+  becomes one reached later in the same episode: after step j, j uniform in t..T-1 (the
+  state right after the transition counts: it was observed after it);
+- "final": with that probability, the goal reached at the episode's end;
+- "episode": with that probability, the goal reached after a uniform step of the episode;
+- "none": never (plain experience replay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from core.chunks import TrajectoryChunk
+
+Strategy = Literal["future", "final", "episode", "none"]
+STRATEGIES: tuple[Strategy, ...] = ("future", "final", "episode", "none")
+
+
+@dataclass
+class Transitions:
+    """A sampled batch, each array [B, ...]."""
+
+    obs: np.ndarray  # observation before the step (no goal)
+    actions: np.ndarray
+    rewards: np.ndarray  # recomputed for `goals`
+    next_obs: np.ndarray
+    goals: np.ndarray  # desired goal, relabelled or not
+    terminal: np.ndarray  # bool: never for time-limited goal tasks
+    relabelled: np.ndarray  # bool: the goal was replaced
+
+
+class EpisodeStorage:
+    """Ring storage of `capacity` episodes of exactly `length` steps."""
+
+    def __init__(
+        self,
+        capacity: int,
+        length: int,
+        obs_dim: int,
+        goal_dim: int,
+        action_shape: tuple[int, ...],
+        action_dtype: np.dtype,
+    ) -> None:
+        if capacity < 1 or length < 1:
+            raise ValueError("EpisodeStorage needs capacity >= 1 and length >= 1")
+        self.capacity, self.length = capacity, length
+        self.obs = np.zeros((capacity, length + 1, obs_dim), np.float32)
+        self.achieved = np.zeros((capacity, length, goal_dim), np.float32)
+        self.desired = np.zeros((capacity, length, goal_dim), np.float32)
+        self.actions = np.zeros((capacity, length, *action_shape), action_dtype)
+        self.terminal = np.zeros((capacity, length), bool)
+        self.size = 0  # episodes stored
+        self.added = 0  # episodes ever written
+        self._next = 0
+
+    def add(self, chunk: TrajectoryChunk) -> None:
+        """Writes one episode (a chunk of `length` steps with goals); the oldest is
+        overwritten once the storage is full."""
+        if chunk.num_steps != self.length:
+            raise ValueError(f"an episode has {self.length} steps, this chunk {chunk.num_steps}")
+        if chunk.desired_goal is None or chunk.achieved_goal is None:
+            raise ValueError("replayed chunks need desired_goal and achieved_goal")
+        i = self._next
+        self.obs[i, :-1] = chunk.obs
+        self.obs[i, -1] = chunk.bootstrap_obs
+        self.achieved[i] = chunk.achieved_goal
+        self.desired[i] = chunk.desired_goal
+        self.actions[i] = chunk.actions
+        self.terminal[i] = chunk.dones
+        self._next = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        self.added += 1
+
+    @property
+    def steps(self) -> int:
+        return self.size * self.length
+
+
+class HindsightSampler:
+    """Uniform transitions from the storage with goals relabelled by `strategy`, rewards
+    recomputed by `compute_reward(achieved, desired, info)`."""
+
+    def __init__(
+        self,
+        storage: EpisodeStorage,
+        compute_reward: Callable[[np.ndarray, np.ndarray, Any], np.ndarray],
+        strategy: Strategy = "future",
+        k: int = 4,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown relabelling strategy {strategy!r} (known: {STRATEGIES})")
+        self.storage, self.compute_reward = storage, compute_reward
+        self.strategy = strategy
+        self.relabel_probability = 0.0 if strategy == "none" else 1.0 - 1.0 / (1.0 + k)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Transitions:
+        store = self.storage
+        if store.size == 0:
+            raise ValueError("nothing stored to sample from")
+        episodes = rng.integers(0, store.size, batch_size)
+        steps = rng.integers(0, store.length, batch_size)
+        relabel = rng.random(batch_size) < self.relabel_probability
+        later = self.goal_steps(steps, rng)
+        return self.transitions(episodes, steps, relabel, later)
+
+    def goal_steps(self, steps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each sampled step t, the step whose achieved goal would replace the goal."""
+        length = self.storage.length
+        if self.strategy == "final":
+            return np.full_like(steps, length - 1)
+        if self.strategy == "episode":
+            return rng.integers(0, length, len(steps))
+        # future: uniform in t..T-1
+        return steps + (rng.random(len(steps)) * (length - steps)).astype(np.int64)
+
+    def transitions(
+        self,
+        episodes: np.ndarray,
+        steps: np.ndarray,
+        relabel: np.ndarray,
+        goal_steps: np.ndarray,
+    ) -> Transitions:
+        """The transitions at (episode, step), goals replaced where `relabel` by the goal
+        achieved after `goal_steps` (pure: the tests choose the indices)."""
+        store = self.storage
+        goals = store.desired[episodes, steps].copy()
+        goals[relabel] = store.achieved[episodes[relabel], goal_steps[relabel]]
+        achieved = store.achieved[episodes, steps]
+        rewards = np.asarray(self.compute_reward(achieved, goals, None), np.float32)
+        return Transitions(
+            obs=store.obs[episodes, steps],
+            actions=store.actions[episodes, steps],
+            rewards=rewards,
+            next_obs=store.obs[episodes, steps + 1],
+            goals=goals,
+            terminal=store.terminal[episodes, steps],
+            relabelled=relabel,
+        )
