@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,17 +43,8 @@ class GoalStats(RolloutStats):
     eval_successes: int = 0
 
 
-def ladder_epsilon(epsilon: float, ladder: float, index: int, actors: int) -> float:
-    """Actor `index` of `actors`'s exploration: epsilon^(1 + ladder * index / (actors - 1))
-    (Ape-X), the same epsilon for all with ladder 0 or one actor; indices past the planned
-    count (actors added by scaling) take the ladder's end."""
-    if ladder <= 0.0 or actors <= 1:
-        return epsilon
-    return float(epsilon ** (1.0 + ladder * min(1.0, index / (actors - 1))))
-
-
 class GoalWorker:
-    """`exploration`: this actor's epsilon (DQN; `ladder_epsilon`)."""
+    """`exploration`: this actor's own (AlgorithmConfig.actor_exploration)."""
 
     def __init__(
         self,
@@ -62,7 +53,7 @@ class GoalWorker:
         store: WeightStore,
         stream: TrajectoryStream,
         seed: int = 0,
-        exploration: float = 0.0,
+        exploration: Mapping[str, float] | None = None,
     ) -> None:
         task = goal_task(config.env.name)
         if task is None:

@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from actors.players import Batch, Decision, Player
-from core.nets import MASKED_LOGIT, PolicyValueNet, QNet, act
+from core.nets import MASKED_LOGIT, DeterministicActor, GaussianActor, PolicyValueNet, QNet, act
 from envs.bots import random_legal_actions
 
 _LOG_SQRT_2PI = np.float32(0.5 * math.log(2.0 * math.pi))
@@ -36,6 +36,7 @@ def limit_inference_threads(threads: int) -> None:
     matmul 30x slower on the 2-core machine."""
     torch.set_num_threads(threads)
     threadpool_limits(limits=threads, user_api="blas")
+    torch.set_flush_denormal(True)  # as the learner does (learner/learner.py)
 
 
 class TorchPolicy:
@@ -141,6 +142,57 @@ class QPolicy:
                 mask = None if batch.mask is None else batch.mask[explore]
                 actions[explore] = random_legal_actions(mask, q.shape[1], batch.rng, len(explore))
         return Decision(actions, {})
+
+
+def random_actions(actions: np.ndarray, probability: float, rng: np.random.Generator) -> None:
+    """Replaces each row of `actions` (in [-1, 1]) by a uniform one with `probability`."""
+    if probability > 0.0:
+        rows = np.flatnonzero(rng.random(len(actions)) < probability)
+        actions[rows] = rng.uniform(-1.0, 1.0, (len(rows), actions.shape[1]))
+
+
+class SquashedGaussianPolicy:
+    """SAC's actor acting: a tanh-squashed Gaussian sample, or with probability
+    `random_probability` a uniformly random action; greedy: the squashed mean."""
+
+    def __init__(
+        self, net: GaussianActor, generator: torch.Generator, random_probability: float = 0.0
+    ) -> None:
+        self.net, self.generator, self.random_probability = net, generator, random_probability
+
+    @torch.inference_mode()
+    def act(self, batch: Batch) -> Decision:
+        mean, log_std = self.net(torch.from_numpy(np.asarray(batch.obs, np.float32)))
+        if batch.greedy:
+            return Decision(torch.tanh(mean).numpy(), {})
+        noise = torch.randn(mean.shape, generator=self.generator)
+        actions = torch.tanh(mean + log_std.exp() * noise).numpy()
+        random_actions(actions, self.random_probability, batch.rng)
+        return Decision(actions.astype(np.float32), {})
+
+
+class NoisyDeterministicPolicy:
+    """TD3's actor acting: its action plus Gaussian noise of scale `noise`, clipped to
+    [-1, 1], or with probability `random_probability` a uniformly random action (HER's
+    baselines); greedy: the action itself."""
+
+    def __init__(
+        self,
+        net: DeterministicActor,
+        generator: torch.Generator,
+        random_probability: float = 0.0,
+        noise: float = 0.0,
+    ) -> None:
+        self.net, self.random_probability, self.noise = net, random_probability, noise
+
+    @torch.inference_mode()
+    def act(self, batch: Batch) -> Decision:
+        actions = self.net(torch.from_numpy(np.asarray(batch.obs, np.float32))).numpy()
+        if batch.greedy:
+            return Decision(actions, {})
+        actions = np.clip(actions + batch.rng.normal(0.0, self.noise, actions.shape), -1.0, 1.0)
+        random_actions(actions, self.random_probability, batch.rng)
+        return Decision(actions.astype(np.float32), {})
 
 
 def inference_policy(net: PolicyValueNet, generator: torch.Generator) -> Player:

@@ -14,16 +14,22 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 
-from actors.inference import QPolicy, TorchPolicy, inference_policy
+from actors.inference import (
+    NoisyDeterministicPolicy,
+    QPolicy,
+    SquashedGaussianPolicy,
+    TorchPolicy,
+    inference_policy,
+)
 from actors.players import Player
 from core.codec import decode_weights, weights_spec
 from core.config import ModelConfig
-from core.nets import build_net, build_q_net
+from core.nets import DeterministicActor, GaussianActor, build_net, build_q_net
 from core.players import parse_snapshot_id
 from core.registry import Registry
 from core.spaces import PolicyShape
@@ -39,9 +45,10 @@ class ActingKind:
 
     name: str
     build_net: Callable[[ModelConfig, PolicyShape], torch.nn.Module]
-    # (net, generator, exploration) -> player; exploration is the actor's own setting
-    # (a Q-network's epsilon), 0 for kinds that explore by sampling.
-    fast_player: Callable[[torch.nn.Module, torch.Generator, float], Player]
+    # (net, generator, **exploration) -> player; exploration: the actor's own settings
+    # (AlgorithmConfig.actor_exploration: a Q-network's epsilon, ...), none for kinds that
+    # explore by sampling alone.
+    fast_player: Callable[..., Player]
     player: Callable[[torch.nn.Module, torch.Generator], Player]
     records: frozenset[str]  # chunk fields its decisions fill (core/chunks.py)
 
@@ -61,9 +68,27 @@ register_acting(
     ActingKind(
         "actor_critic",
         lambda model, shape: build_net(model, shape.input_dim, shape.num_actions, shape.continuous),
-        lambda net, generator, exploration: inference_policy(net, generator),  # type: ignore[arg-type]
+        lambda net, generator: inference_policy(net, generator),  # type: ignore[arg-type]
         TorchPolicy,  # type: ignore[arg-type]
         frozenset({"behaviour_logp", "values"}),
+    )
+)
+register_acting(
+    ActingKind(
+        "squashed_gaussian",
+        lambda model, shape: GaussianActor(model, shape.input_dim, shape.num_actions),
+        SquashedGaussianPolicy,  # type: ignore[arg-type]
+        SquashedGaussianPolicy,  # type: ignore[arg-type]
+        frozenset(),
+    )
+)
+register_acting(
+    ActingKind(
+        "deterministic_noisy",
+        lambda model, shape: DeterministicActor(model, shape.input_dim, shape.num_actions),
+        NoisyDeterministicPolicy,  # type: ignore[arg-type]
+        NoisyDeterministicPolicy,  # type: ignore[arg-type]
+        frozenset(),
     )
 )
 register_acting(
@@ -94,13 +119,14 @@ class PolicyPool:
         continuous: bool = False,
         cache_size: int = 64,  # frozen nets kept built; reloading one costs ~ms
         acting: str = "actor_critic",
-        exploration: float = 0.0,
+        exploration: Mapping[str, float] | None = None,
         goal_dim: int = 0,
     ):
-        """`exploration`: this actor's own (a Q-network's epsilon); `goal_dim`: goal tasks'
+        """`exploration`: this actor's own settings, its acting kind's player's keyword
+        arguments (AlgorithmConfig.actor_exploration); `goal_dim`: goal tasks'
         policies read the observation and the goal (core/spaces.py PolicyShape)."""
         self._store, self.lineage = store, lineage
-        self.kind, self.exploration = acting_kind(acting), exploration
+        self.kind, self.exploration = acting_kind(acting), dict(exploration or {})
         shape = PolicyShape(obs_dim, num_actions, continuous, goal_dim)
         self._make = lambda: self.kind.build_net(model, shape).eval()
         self.learner = self._make()
@@ -193,7 +219,9 @@ class PolicyPool:
     def learner_policy(self, generator: torch.Generator) -> Player:
         """The learner's latest weights as a player (the acting kind's fast one)."""
         if self._learner_policy is None:
-            self._learner_policy = self.kind.fast_player(self.learner, generator, self.exploration)
+            self._learner_policy = self.kind.fast_player(
+                self.learner, generator, **self.exploration
+            )
         return self._learner_policy
 
     def frozen_policy(self, player_id: str, generator: torch.Generator) -> Player:
@@ -203,6 +231,6 @@ class PolicyPool:
         assert version is not None
         policy = self._frozen_policies.get(version)
         if policy is None:
-            policy = self.kind.fast_player(net, generator, self.exploration)
+            policy = self.kind.fast_player(net, generator, **self.exploration)
             self._frozen_policies[version] = policy
         return policy

@@ -7,6 +7,8 @@ learner, N actors on a local Ray) for `--seconds`; rates come from the run's wat
 between its first and last samples (start-up excluded). Counts run back to back in one
 process, so compare them as ratios: scaling efficiency = rate(N) / (N * rate(1)).
 Memory per actor is each actor process's peak resident set (ru_maxrss) at the end.
+Off-policy (goal) jobs add their learner's gradient steps/s and the replay ratio it held
+(transitions sampled per env step trained; config algorithm.replay_ratio).
 Prints one JSON object on stdout and a table on stderr.
 """
 
@@ -47,6 +49,7 @@ def main() -> None:
                 "actors": n,
                 "env_steps_per_s": summary.throughput.get("env_steps_per_s", 0.0),
                 "learner_steps_per_s": summary.throughput.get("learner_steps_per_s", 0.0),
+                "gradient_steps_per_s": summary.throughput.get("gradient_steps_per_s", 0.0),
                 "window_seconds": summary.throughput.get("window_seconds"),
                 "actor_max_rss_mb": round(max(rss), 1) if rss else None,
             }
@@ -55,6 +58,12 @@ def main() -> None:
     for row in rows:
         ideal = base * row["actors"]
         row["scaling_efficiency"] = round(row["env_steps_per_s"] / ideal, 3) if ideal else None
+        # Off-policy jobs: transitions sampled per env step trained, against the config's
+        # algorithm.replay_ratio.
+        batch = getattr(config.algorithm, "batch_size", None)
+        if batch and row["gradient_steps_per_s"] and row["learner_steps_per_s"]:
+            ratio = row["gradient_steps_per_s"] * batch / row["learner_steps_per_s"]
+            row["replay_ratio_held"] = round(ratio, 2)
     result = {
         "config": args.config,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
@@ -62,13 +71,15 @@ def main() -> None:
         "rows": rows,
     }
     print(
-        f"{'actors':>6} {'env steps/s':>12} {'learner/s':>10} {'eff.':>6} {'RSS MB':>7}",
+        f"{'actors':>6} {'env steps/s':>12} {'learner/s':>10} {'grad/s':>7} {'eff.':>6} "
+        f"{'RSS MB':>7}",
         file=sys.stderr,
     )
     for r in rows:
         print(
             f"{r['actors']:>6} {r['env_steps_per_s']:>12,.0f} {r['learner_steps_per_s']:>10,.0f} "
-            f"{r['scaling_efficiency'] or 0:>6.2f} {r['actor_max_rss_mb'] or 0:>7.0f}",
+            f"{r['gradient_steps_per_s']:>7,.1f} {r['scaling_efficiency'] or 0:>6.2f} "
+            f"{r['actor_max_rss_mb'] or 0:>7.0f}",
             file=sys.stderr,
         )
     print(json.dumps(result))

@@ -67,7 +67,12 @@ def _check_goal_job(config: JobConfig, task: GoalTask) -> None:
                 f"actors.chunk_length: must be the task's episode length {env.max_steps} "
                 "(one chunk per episode, for hindsight relabelling)"
             )
-        if env.continuous and config.algorithm.acting == "epsilon_greedy_q":
-            raise ConfigError(f"algorithm.name: {config.env.name} has continuous actions")
+        discrete_only = {"epsilon_greedy_q"}
+        if env.continuous == (config.algorithm.acting in discrete_only):
+            kind = "continuous" if env.continuous else "discrete"
+            raise ConfigError(
+                f"algorithm.name: {config.env.name} has {kind} actions; "
+                f"{config.algorithm.name} does not act on them"
+            )
     finally:
         env.close()

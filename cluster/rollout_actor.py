@@ -12,7 +12,7 @@ from typing import Any
 
 import ray
 
-from actors.goal_rollout import GoalWorker, ladder_epsilon
+from actors.goal_rollout import GoalWorker
 from actors.inference import limit_inference_threads
 from actors.league_link import LeagueLink
 from actors.policies import PolicyPool
@@ -127,12 +127,8 @@ def _self_play_worker(
 def _goal_worker(
     config: JobConfig, actor_id: str, store: WeightStore, client: Any, index: int, seed: int
 ) -> GoalWorker:
-    """A goal job's worker (HER), exploring by the actor's rung of the epsilon ladder."""
-    algorithm = config.algorithm
-    epsilon = float(getattr(algorithm, "epsilon", 0.0))
-    exploration = ladder_epsilon(
-        epsilon, float(getattr(algorithm, "epsilon_ladder", 0.0)), index, config.actors.num_actors
-    )
+    """A goal job's worker (HER), exploring as its algorithm says for this actor."""
+    exploration = config.algorithm.actor_exploration(index, config.actors.num_actors)
     lineage = config.league.learner_player
     stream = TrajectoryStream(
         client, config.stream_name(lineage), config.transport.max_stream_length

@@ -29,7 +29,7 @@ first sample, which has no previous one):
 | `actors` | rollout actors started |
 | `actors_alive` | actors that answered this sample's stats call |
 | `league_players` | players in the league (learners, snapshots, builtins); null if it did not answer |
-| `learners` | per lineage: `version`, `updates`, `steps_trained`, `policy_lag_median`, `stream_length`, `chunks_dropped_lag`, `chunks_rejected`, `device`; `episodes` (its agents' finished training episodes, a game against its latest self counting each seat), `episode_return_mean` and `episode_length_mean` (return: every reward the env gave the agent, shaping included; length: its decisions) over the episodes finished in this interval, null if none |
+| `learners` | per lineage: `version`, `updates`, `steps_trained`, `gradient_steps` (optimizer steps, off-policy learners; 0 otherwise), `policy_lag_median`, `stream_length`, `chunks_dropped_lag`, `chunks_rejected`, `device`; `episodes` (its agents' finished training episodes, a game against its latest self counting each seat), `episode_return_mean` and `episode_length_mean` (return: every reward the env gave the agent, shaping included; length: its decisions) over the episodes finished in this interval, null if none |
 | `eval_success_rate` | goal jobs (HER): the share of the greedy evaluation episodes finished in this interval that ended on their goal; null otherwise or if none finished (per learner too, with `eval_episodes`, the total so far) |
 | `history` | the last 120 samples (30 min): `time`, `env_steps`, `env_steps_per_s`, `learner_steps_per_s`, `policy_lag_median`, `eval_success_rate` |
 """  # noqa: E501
@@ -73,6 +73,7 @@ def build_status(
             "version": int(st["version"]),
             "updates": int(st["updates"]),
             "steps_trained": int(st["steps_trained"]),
+            "gradient_steps": int(st.get("gradient_steps", 0)),
             "policy_lag_median": st.get("lag_median"),
             "stream_length": int(s.get("length", 0)),
             "chunks_dropped_lag": int(s.get("chunks_dropped_lag", 0)),

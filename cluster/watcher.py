@@ -69,6 +69,7 @@ class EpisodeTally:
 class _Sample:
     t: float
     learner_steps: int  # steps consumed by the learner (stream accounting)
+    gradient_steps: int  # optimizer steps the learners counted (off-policy ones)
     env_steps: int  # every agent decision in every actor's games
 
 
@@ -154,7 +155,8 @@ class Watcher:
         consumed = sum(s["steps_consumed"] for s in streams.values())
         now = time.monotonic()
         prev = self.samples[-1] if self.samples else None
-        self.samples.append(_Sample(now, consumed, env_steps))
+        gradient_steps = sum(int(st.get("gradient_steps", 0)) for st in stats.values())
+        self.samples.append(_Sample(now, consumed, gradient_steps, env_steps))
         rate = 0.0 if prev is None else (consumed - prev.learner_steps) / (now - prev.t)
         episodes = self._episode_means()
         parts = []
@@ -283,6 +285,7 @@ class Watcher:
             "window_seconds": round(dt, 1),
             "learner_steps_per_s": round((b.learner_steps - a.learner_steps) / dt, 1),
             "env_steps_per_s": round((b.env_steps - a.env_steps) / dt, 1),
+            "gradient_steps_per_s": round((b.gradient_steps - a.gradient_steps) / dt, 1),
         }
 
     def _league_players(self) -> int | None:

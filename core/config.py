@@ -124,6 +124,11 @@ class AlgorithmConfig(_Section):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    def actor_exploration(self, index: int, actors: int) -> dict[str, float]:
+        """Actor `index` of `actors`'s own exploration settings, the keyword arguments of
+        its acting kind's player (none: the policy's sampling is all the exploration)."""
+        return {}
+
 
 class PPOVTraceConfig(AlgorithmConfig):
     """PPO with V-trace off-policy correction (learner/ppo_vtrace.py)."""
@@ -160,38 +165,106 @@ class HindsightConfig(_Section):
     k: int = Field(4, ge=1)
 
 
-class DQNConfig(AlgorithmConfig):
-    """DQN with a target network and double-Q targets (learner/dqn.py), trained from a
-    replay buffer with HER: goal-conditioned discrete tasks (bit flipping)."""
+def ape_x_ladder(base: float, ladder: float, index: int, actors: int) -> float:
+    """Actor `index` of `actors`'s share of exploration: base^(1 + ladder * index / (actors
+    - 1)) (Ape-X used 7 with base 0.4), the base for all with ladder 0 or one actor;
+    indices past the planned count (actors added by scaling) take the ladder's end."""
+    if ladder <= 0.0 or actors <= 1:
+        return base
+    return float(base ** (1.0 + ladder * min(1.0, index / (actors - 1))))
 
-    acting: ClassVar[str] = "epsilon_greedy_q"
-    acting_net: ClassVar[str] = "q"
+
+class ReplayConfig(AlgorithmConfig):
+    """What the off-policy algorithms share: a replay buffer of whole episodes with HER
+    (learner/replay.py), read at a configured ratio, and Polyak-averaged targets. Goal
+    tasks only: each actor sends each episode as one chunk."""
+
     chunk_fields: ClassVar[frozenset[str]] = frozenset(
         {"desired_goal", "achieved_goal", "is_success"}
     )
 
-    name: Literal["dqn"] = "dqn"
     # HER's baselines: 1 - 1/T for episodes of T steps.
     gamma: float = Field(0.98, gt=0.0, lt=1.0)
     lr: float = Field(1e-3, gt=0.0)
     # Episodes (chunks) per learner call; its gradient steps follow replay_ratio.
     batch_chunks: int = Field(2, ge=1)
-    batch_size: int = Field(128, ge=1)  # transitions per gradient step
+    batch_size: int = Field(256, ge=1)  # transitions per gradient step
     # Transitions sampled per env step stored: gradient steps = ratio x new steps / batch.
+    # The learner takes them before it reads more, and the actors wait when the stream is
+    # full (transport.max_stream_length), so the ratio holds however many actors run.
     replay_ratio: float = Field(4.0, gt=0.0)
     buffer_steps: int = Field(1_000_000, ge=1)
     learning_starts: int = Field(1_000, ge=0)  # env steps stored before the first update
-    target_tau: float = Field(0.05, gt=0.0, le=1.0)  # Polyak step of the target network
-    double_q: bool = True
+    target_tau: float = Field(0.05, gt=0.0, le=1.0)  # Polyak step of the target networks
     # Targets clipped to [-1/(1-gamma), 0], the range of returns of a -1/0 reward.
     clip_target: bool = True
+    her: HindsightConfig = HindsightConfig()
+
+
+class DQNConfig(ReplayConfig):
+    """DQN with a target network and double-Q targets (learner/dqn.py): goal-conditioned
+    discrete tasks (bit flipping)."""
+
+    acting: ClassVar[str] = "epsilon_greedy_q"
+    acting_net: ClassVar[str] = "q"
+
+    name: Literal["dqn"] = "dqn"
+    batch_size: int = Field(128, ge=1)
+    double_q: bool = True
     max_grad_norm: float = Field(10.0, gt=0.0)
-    # Actors pick a random action with probability epsilon; with epsilon_ladder > 0 actor
-    # i of N uses epsilon^(1 + ladder * i / (N - 1)) (Ape-X used 7), so some explore
-    # little and some a lot.
+    # Actors pick a random action with probability epsilon, or by the Ape-X ladder across
+    # actors with epsilon_ladder > 0 (`ape_x_ladder`), so some explore little, some a lot.
     epsilon: float = Field(0.2, ge=0.0, le=1.0)
     epsilon_ladder: float = Field(0.0, ge=0.0)
-    her: HindsightConfig = HindsightConfig()
+
+    def actor_exploration(self, index: int, actors: int) -> dict[str, float]:
+        return {"epsilon": ape_x_ladder(self.epsilon, self.epsilon_ladder, index, actors)}
+
+
+class ContinuousReplayConfig(ReplayConfig):
+    """The continuous-action learners' exploration: besides the policy's own noise, a
+    uniformly random action with `random_action_probability` (HER's baselines: 0.3), or
+    by the Ape-X ladder across actors with `exploration_ladder` > 0."""
+
+    gamma: float = Field(0.95, gt=0.0, lt=1.0)
+    random_action_probability: float = Field(0.3, ge=0.0, le=1.0)
+    exploration_ladder: float = Field(0.0, ge=0.0)
+
+    def actor_exploration(self, index: int, actors: int) -> dict[str, float]:
+        p = ape_x_ladder(self.random_action_probability, self.exploration_ladder, index, actors)
+        return {"random_probability": p}
+
+
+class SACConfig(ContinuousReplayConfig):
+    """Soft actor-critic with twin critics and a learned temperature (learner/sac.py):
+    goal tasks with continuous actions (the Fetch robots)."""
+
+    acting: ClassVar[str] = "squashed_gaussian"
+    acting_net: ClassVar[str] = "actor"
+
+    name: Literal["sac"] = "sac"
+    # The temperature follows the target entropy -action_dim (automatic tuning).
+    initial_alpha: float = Field(0.1, gt=0.0)
+
+
+class TD3Config(ContinuousReplayConfig):
+    """TD3 (learner/td3.py): a deterministic actor, twin critics, target policy smoothing
+    and delayed actor updates; goal tasks with continuous actions."""
+
+    acting: ClassVar[str] = "deterministic_noisy"
+    acting_net: ClassVar[str] = "actor"
+
+    name: Literal["td3"] = "td3"
+    policy_delay: int = Field(2, ge=1)  # critic steps per actor step
+    target_noise: float = Field(0.2, ge=0.0)  # smoothing noise on target actions
+    target_noise_clip: float = Field(0.5, ge=0.0)
+    # Gaussian noise the actors add to their actions (HER's baselines: 0.2).
+    action_noise: float = Field(0.2, ge=0.0)
+    # Penalty on the actor's squared actions (HER's baselines: 1), against saturation.
+    action_l2: float = Field(1.0, ge=0.0)
+
+    def actor_exploration(self, index: int, actors: int) -> dict[str, float]:
+        return {**super().actor_exploration(index, actors), "noise": self.action_noise}
 
 
 DEFAULT_ALGORITHM = "ppo_vtrace"
@@ -227,6 +300,8 @@ def algorithm_config(data: Any) -> AlgorithmConfig:
 
 register_algorithm_config(PPOVTraceConfig)
 register_algorithm_config(DQNConfig)
+register_algorithm_config(SACConfig)
+register_algorithm_config(TD3Config)
 
 
 class ActorsConfig(_Section):

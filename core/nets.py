@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F  # noqa: N812
 
 from core.config import ModelConfig
 
@@ -120,6 +121,101 @@ def build_q_net(config: ModelConfig, in_dim: int, num_actions: int) -> QNet:
     act: type[nn.Module] = nn.ReLU if config.activation == "relu" else nn.Tanh
     torso = nn.Sequential(*_mlp(in_dim, config.hidden, act))
     return QNet(torso, config.hidden[-1], num_actions)
+
+
+class InputNormalizer(nn.Module):
+    """Running mean and standard deviation of a policy's inputs (observation and goal side
+    by side), applied as (x - mean) / std clipped to +-clip (HER's baselines: 5). Its
+    statistics are buffers, so they travel with the weights and every actor normalises
+    as the learner does; only the learner updates them (`update`)."""
+
+    def __init__(self, dim: int, clip: float = 5.0, min_std: float = 1e-2) -> None:
+        super().__init__()
+        self.clip, self.min_std = clip, min_std
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("count", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = self.var.sqrt().clamp(min=self.min_std)
+        return ((x - self.mean) / std).clamp(-self.clip, self.clip)
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Merges the statistics of a batch [B, dim] (Chan et al.'s parallel update)."""
+        n = float(x.shape[0])
+        if n == 0:
+            return
+        batch_mean, batch_var = x.mean(dim=0), x.var(dim=0, unbiased=False)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean += delta * (n / total)
+        m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+
+def _torso(in_dim: int, config: ModelConfig) -> nn.Sequential:
+    act: type[nn.Module] = nn.ReLU if config.activation == "relu" else nn.Tanh
+    return nn.Sequential(*_mlp(in_dim, config.hidden, act))
+
+
+class GaussianActor(nn.Module):
+    """SAC's policy: a Gaussian over pre-squash actions, squashed by tanh into [-1, 1]; its
+    inputs normalised by its own `InputNormalizer` (which the critics share)."""
+
+    LOG_STD_RANGE = (-5.0, 2.0)
+
+    def __init__(self, config: ModelConfig, in_dim: int, act_dim: int) -> None:
+        super().__init__()
+        self.norm = InputNormalizer(in_dim)
+        self.torso = _torso(in_dim, config)
+        self.mean = nn.Linear(config.hidden[-1], act_dim)
+        self.log_std = nn.Linear(config.hidden[-1], act_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log_std) of the pre-squash Gaussian."""
+        h = self.torso(self.norm(x))
+        low, high = self.LOG_STD_RANGE
+        return self.mean(h), self.log_std(h).clamp(low, high)
+
+    def sample(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(squashed action, its log-probability) with the reparameterisation trick."""
+        mean, log_std = self(x)
+        pre = mean + log_std.exp() * torch.randn_like(mean)
+        action = torch.tanh(pre)
+        logp = (-0.5 * ((pre - mean) / log_std.exp()).pow(2) - log_std - _LOG_SQRT_2PI).sum(-1)
+        # The tanh's change of variables, in its numerically stable form.
+        logp -= (2.0 * (math.log(2.0) - pre - F.softplus(-2.0 * pre))).sum(-1)
+        return action, logp
+
+
+class DeterministicActor(nn.Module):
+    """TD3's policy: an action in [-1, 1] (tanh) from the normalised input; its own
+    `InputNormalizer`, which the critics share."""
+
+    def __init__(self, config: ModelConfig, in_dim: int, act_dim: int) -> None:
+        super().__init__()
+        self.norm = InputNormalizer(in_dim)
+        self.torso = _torso(in_dim, config)
+        self.head = nn.Linear(config.hidden[-1], act_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.head(self.torso(self.norm(x))))
+
+
+class TwinQ(nn.Module):
+    """Two Q-networks over (normalised input, action), for clipped double-Q targets."""
+
+    def __init__(self, config: ModelConfig, in_dim: int, act_dim: int) -> None:
+        super().__init__()
+        width = config.hidden[-1]
+        self.q1 = nn.Sequential(_torso(in_dim + act_dim, config), nn.Linear(width, 1))
+        self.q2 = nn.Sequential(_torso(in_dim + act_dim, config), nn.Linear(width, 1))
+
+    def forward(self, x: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xa = torch.cat([x, action], dim=-1)
+        return self.q1(xa).squeeze(-1), self.q2(xa).squeeze(-1)
 
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)

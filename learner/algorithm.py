@@ -23,6 +23,8 @@ from core.config import JobConfig
 from core.registry import Registry
 from core.spaces import PolicyShape
 
+GRADIENT_STEPS = "gradient_steps"
+
 
 class Algorithm(Protocol):
     def nets(self) -> Mapping[str, torch.nn.Module]:
@@ -40,7 +42,8 @@ class Algorithm(Protocol):
 
     def update(self, chunks: Sequence[TrajectoryChunk], steps_trained: int) -> dict[str, float]:
         """One update from a batch of validated chunks (`steps_trained` before it, for
-        schedules); returns scalars to log."""
+        schedules); returns scalars to log, and under GRADIENT_STEPS (if it counts them)
+        the optimizer steps it took, which the learner adds up."""
         ...
 
     def restart(self) -> None:
@@ -65,9 +68,13 @@ def build_algorithm(job: JobConfig, shape: PolicyShape, device: torch.device) ->
 def _register_builtins() -> None:
     from learner.dqn import DQN
     from learner.ppo_vtrace import PPOVTrace
+    from learner.sac import SAC
+    from learner.td3 import TD3
 
     register_algorithm("ppo_vtrace", PPOVTrace)
     register_algorithm("dqn", DQN)
+    register_algorithm("sac", SAC)
+    register_algorithm("td3", TD3)
 
 
 _register_builtins()

@@ -21,8 +21,8 @@ from core.chunks import TrajectoryChunk
 from core.config import DQNConfig, JobConfig
 from core.nets import QNet, build_q_net
 from core.spaces import PolicyShape
-from envs.goal import goal_task
-from learner.replay import EpisodeStorage, HindsightSampler, Transitions
+from learner.off_policy import goal_replay
+from learner.replay import SeedWeights, Transitions, polyak
 
 
 def q_loss(
@@ -58,29 +58,14 @@ class DQN:
         cfg = job.algorithm
         if not isinstance(cfg, DQNConfig):
             raise TypeError(f"DQN needs a DQNConfig, got {type(cfg).__name__}")
-        if shape.continuous:
-            raise ValueError("DQN needs discrete actions")
-        task = goal_task(job.env.name)
-        if task is None:
-            raise ValueError(f"DQN with HER needs a goal task; {job.env.name} is none")
-        length = job.actors.chunk_length
+        self.replay = goal_replay(job, shape, "DQN", continuous=False)
         self.config, self.device = cfg, device
         torch.manual_seed(cfg.seed)
         self.net = build_q_net(job.model, shape.input_dim, shape.num_actions).to(device)
         self.target = build_q_net(job.model, shape.input_dim, shape.num_actions).to(device)
         self.target.load_state_dict(self.net.state_dict())
-        self._seed_state = {k: v.clone() for k, v in self.net.state_dict().items()}
+        self._seed = SeedWeights(self.nets())
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        capacity = max(1, cfg.buffer_steps // length)
-        self.storage = EpisodeStorage(
-            capacity, length, shape.obs_dim, shape.goal_dim, (), np.dtype(np.int64)
-        )
-        self.sampler = HindsightSampler(
-            self.storage, task.compute_reward, cfg.her.strategy, cfg.her.k
-        )
-        self.rng = np.random.default_rng(cfg.seed)
-        self._owed = 0.0  # gradient steps the replay ratio owes, fractions carried over
-        self.gradient_steps = 0
 
     def nets(self) -> Mapping[str, torch.nn.Module]:
         return {"q": self.net, "q_target": self.target}
@@ -93,38 +78,16 @@ class DQN:
 
     def update(self, chunks: Sequence[TrajectoryChunk], steps_trained: int) -> dict[str, float]:
         cfg = self.config
-        for chunk in chunks:
-            self.storage.add(chunk)
-        new_steps = sum(c.num_steps for c in chunks)
-        stats: dict[str, float] = {"replay/episodes": float(self.storage.size)}
-        if self.storage.steps < cfg.learning_starts:
-            return stats
-        self._owed += cfg.replay_ratio * new_steps / cfg.batch_size
-        steps, self._owed = int(self._owed), self._owed - int(self._owed)
-        self.net.train()
-        for _ in range(steps):
-            loss, stats_step = q_loss(
-                self.net,
-                self.target,
-                self.sampler.sample(cfg.batch_size, self.rng),
-                cfg,
-                self.device,
-            )
+        stats: dict[str, float] = {}
+        for batch in self.replay.owed_batches(self.replay.add(chunks)):
+            loss, stats = q_loss(self.net, self.target, batch, cfg, self.device)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
             self.optimizer.step()
-            with torch.no_grad():
-                for p_target, p in zip(
-                    self.target.parameters(), self.net.parameters(), strict=True
-                ):
-                    p_target.lerp_(p, cfg.target_tau)
-            stats.update(stats_step)
-        self.gradient_steps += steps
-        stats["replay/gradient_steps"] = float(self.gradient_steps)
-        return stats
+            polyak(self.target, self.net, cfg.target_tau)
+        return {**stats, **self.replay.stats()}
 
     def restart(self) -> None:
-        self.net.load_state_dict(self._seed_state)
-        self.target.load_state_dict(self._seed_state)
+        self._seed.restore(self.nets())
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)

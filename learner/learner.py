@@ -30,7 +30,7 @@ from core.config import JobConfig
 from core.league_protocol import LearnerLeague
 from core.players import snapshot_id
 from core.spaces import PolicyShape
-from learner.algorithm import build_algorithm
+from learner.algorithm import GRADIENT_STEPS, build_algorithm
 from transport.streams import TrajectoryStream
 from transport.weights import WeightStore
 
@@ -53,6 +53,9 @@ class LearnerCounters:
     chunks_rejected: int = 0
     last_snapshot_version: int = 0  # snapshots count versions from here
     resets: int = 0  # restarts from the seed weights (exploiters, after a snapshot)
+    # Optimizer steps, for algorithms that say how many an update took (the off-policy
+    # ones: their replay ratio sets it; learner/replay.py).
+    gradient_steps: int = 0
 
 
 class Learner:
@@ -78,6 +81,10 @@ class Learner:
         self.role = config.learners()[self.player].role
         self.stream_name = config.stream_name(self.player)
         self.device = pick_device(config.algorithm.device)
+        # Adam's moments of units whose gradient stays zero (dead ReLUs) decay into
+        # subnormal floats, and CPU arithmetic on them made a SAC step 10x slower after
+        # ~20k FetchPush steps (BENCHMARKS.md, "HER: Fetch"): flush them to zero.
+        torch.set_flush_denormal(True)
         shape = PolicyShape(obs_dim, num_actions, continuous, goal_dim)
         self.algorithm = build_algorithm(config, shape, self.device)
         self.spec = job_chunk_spec(config, shape)
@@ -238,6 +245,7 @@ class Learner:
     def train_step(self, ids: list[str], chunks: list[TrajectoryChunk]) -> dict[str, float]:
         t0 = time.perf_counter()
         stats = self.algorithm.update(chunks, self.counters.steps_trained)
+        self.counters.gradient_steps += int(stats.pop(GRADIENT_STEPS, 0))
         steps = sum(c.num_steps for c in chunks)
         lags = [self.counters.version - c.policy_version for c in chunks]
         self.lags.extend(lags)

@@ -19,13 +19,16 @@ Relabelling strategies (`strategy`):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import torch
 
 from core.chunks import TrajectoryChunk
+from core.config import ReplayConfig
+from core.spaces import PolicyShape
 
 Strategy = Literal["future", "final", "episode", "none"]
 STRATEGIES: tuple[Strategy, ...] = ("future", "final", "episode", "none")
@@ -151,3 +154,82 @@ class HindsightSampler:
             terminal=store.terminal[episodes, steps],
             relabelled=relabel,
         )
+
+
+class HindsightReplay:
+    """The replay half of an off-policy algorithm (learner/dqn.py, sac.py, td3.py): stores
+    each learner call's episodes, then hands out the batches that keep `replay_ratio`
+    transitions sampled per env step stored (fractions carried over), none before
+    `learning_starts` steps are stored."""
+
+    def __init__(
+        self,
+        config: ReplayConfig,
+        shape: PolicyShape,
+        episode_length: int,
+        compute_reward: Callable[[np.ndarray, np.ndarray, Any], np.ndarray],
+        action_shape: tuple[int, ...],
+        action_dtype: np.dtype,
+    ) -> None:
+        self.config = config
+        self.storage = EpisodeStorage(
+            max(1, config.buffer_steps // episode_length), episode_length,
+            shape.obs_dim, shape.goal_dim, action_shape, action_dtype,
+        )  # fmt: skip
+        self.sampler = HindsightSampler(
+            self.storage, compute_reward, config.her.strategy, config.her.k
+        )
+        self.rng = np.random.default_rng(config.seed)
+        self._owed = 0.0
+        self.gradient_steps = 0
+        self.last_batches = 0  # batches the last `owed_batches` call owed
+
+    def add(self, chunks: Sequence[TrajectoryChunk]) -> int:
+        """Stores the episodes; returns their env steps."""
+        for chunk in chunks:
+            self.storage.add(chunk)
+        return sum(c.num_steps for c in chunks)
+
+    def sample(self, batch_size: int) -> Transitions:
+        return self.sampler.sample(batch_size, self.rng)
+
+    def owed_batches(self, new_steps: int) -> Iterator[Transitions]:
+        """The batches `new_steps` more stored env steps owe, one per gradient step."""
+        cfg = self.config
+        self.last_batches = 0
+        if self.storage.steps < cfg.learning_starts:
+            return
+        self._owed += cfg.replay_ratio * new_steps / cfg.batch_size
+        steps, self._owed = int(self._owed), self._owed - int(self._owed)
+        self.last_batches = steps
+        for _ in range(steps):
+            self.gradient_steps += 1
+            yield self.sample(cfg.batch_size)
+
+    def stats(self) -> dict[str, float]:
+        """Scalars for the algorithm's update to return (GRADIENT_STEPS: this update's)."""
+        return {
+            "replay/episodes": float(self.storage.size),
+            "replay/gradient_steps": float(self.gradient_steps),
+            "gradient_steps": float(self.last_batches),
+        }
+
+
+class SeedWeights:
+    """The algorithm's networks as first built, for `restart` (exploiters)."""
+
+    def __init__(self, nets: Mapping[str, torch.nn.Module]) -> None:
+        self._states = {
+            name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in nets.items()
+        }
+
+    def restore(self, nets: Mapping[str, torch.nn.Module]) -> None:
+        for name, net in nets.items():
+            net.load_state_dict(self._states[name])
+
+
+def polyak(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
+    """target <- (1 - tau) target + tau source, in place."""
+    with torch.no_grad():
+        for p_target, p in zip(target.parameters(), source.parameters(), strict=True):
+            p_target.lerp_(p, tau)

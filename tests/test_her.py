@@ -4,13 +4,15 @@ trajectory stream and weight store (the paper's first experiment, small)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import redis
 
 from actors.goal_rollout import GoalWorker
 from core.chunks import TrajectoryChunk
-from core.config import parse_config
+from core.config import JobConfig, parse_config
 from envs.goal import goal_task
 from envs.goal.bitflip import BitFlipVector, compute_reward
 from league.client import LeagueClient
@@ -112,6 +114,58 @@ def test_sampling_follows_the_strategy(strategy: str) -> None:
     assert (batch.rewards[own] == 0.0).all()
 
 
+def train_until_success(
+    cfg: JobConfig,
+    redis_client: redis.Redis,
+    league: LeagueClient,
+    run_dir: Path,
+    rounds: int = 300,
+    steps_per_round: int = 50,
+) -> tuple[int, int]:
+    """Trains `cfg`'s goal job (worker and learner in turns) until 95% of the last 100 or
+    so greedy evaluation episodes succeed, or `rounds` rounds; returns those episodes
+    and successes."""
+    task = goal_task(cfg.env.name)
+    assert task is not None
+    probe = task.make(1, seed=0, **dict(cfg.env.kwargs))
+    stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
+    store = WeightStore(redis_client, cfg.job)
+    learner = Learner(
+        cfg, run_dir, stream, store, league, probe.obs_dim, probe.num_actions,
+        continuous=probe.continuous, goal_dim=probe.goal_dim,
+    )  # fmt: skip
+    learner.start()
+    exploration = cfg.algorithm.actor_exploration(0, 1)
+    worker = GoalWorker(cfg, "actor-her", store, stream, seed=1, exploration=exploration)
+    worker.pool.wait_for_learner(5.0)
+    recent: list[tuple[int, int]] = []
+    for _ in range(rounds):
+        before = (worker.stats.eval_episodes, worker.stats.eval_successes)
+        worker.run(lambda: False, max_steps=steps_per_round)
+        while learner.step(block_ms=0):
+            pass
+        recent.append(
+            (worker.stats.eval_episodes - before[0], worker.stats.eval_successes - before[1])
+        )
+        episodes = successes = 0
+        for round_episodes, round_successes in reversed(recent):
+            episodes, successes = episodes + round_episodes, successes + round_successes
+            if episodes >= 100:
+                break
+        if episodes >= 100 and successes >= 0.95 * episodes:
+            break
+    counters, alg = learner.counters, cfg.algorithm
+    assert counters.chunks_rejected == 0 and counters.updates > 0
+    # The replay ratio held: batches x batch size = ratio x env steps stored since learning
+    # started (the first learning update may have brought up to one call's steps before).
+    assert counters.gradient_steps == learner.algorithm.replay.gradient_steps  # type: ignore[attr-defined]
+    one_call = alg.batch_chunks * cfg.actors.chunk_length
+    low = alg.replay_ratio * (counters.steps_trained - alg.learning_starts - one_call)
+    high = alg.replay_ratio * counters.steps_trained + alg.batch_size
+    assert low <= counters.gradient_steps * alg.batch_size <= high
+    return episodes, successes
+
+
 def test_dqn_with_her_learns_ten_bits(
     redis_client: redis.Redis, league: LeagueClient, tmp_path
 ) -> None:
@@ -126,28 +180,32 @@ def test_dqn_with_her_learns_ten_bits(
             "transport": {"max_stream_length": 10_000, "max_policy_lag": 1_000_000},
         }
     )
-    task = goal_task(cfg.env.name)
-    assert task is not None
-    stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
-    store = WeightStore(redis_client, cfg.job)
-    learner = Learner(cfg, tmp_path, stream, store, league, 10, 11, goal_dim=10)
-    learner.start()
-    worker = GoalWorker(cfg, "actor-her", store, stream, seed=1, exploration=0.2)
-    worker.pool.wait_for_learner(5.0)
-    recent: list[tuple[int, int]] = []
-    for _ in range(300):
-        before = (worker.stats.eval_episodes, worker.stats.eval_successes)
-        worker.run(lambda: False, max_steps=50)
-        while learner.step(block_ms=0):
-            pass
-        recent.append(
-            (worker.stats.eval_episodes - before[0], worker.stats.eval_successes - before[1])
-        )
-        episodes, successes = map(sum, zip(*recent[-6:], strict=True))
-        if episodes >= 100 and successes >= 0.95 * episodes:
-            break
+    episodes, successes = train_until_success(cfg, redis_client, league, tmp_path)
     assert episodes >= 100 and successes >= 0.95 * episodes, (episodes, successes)
-    assert learner.counters.chunks_rejected == 0 and learner.counters.updates > 0
+
+
+@pytest.mark.parametrize("algorithm", ["sac", "td3"])
+def test_continuous_learners_with_her_reach_points(
+    algorithm: str, redis_client: redis.Redis, league: LeagueClient, tmp_path
+) -> None:
+    """SAC and TD3 through the same stream, replay and normaliser as on Fetch, on the
+    point task (a random policy: ~1% success)."""
+    cfg = parse_config(
+        {
+            "job": f"point_{algorithm}",
+            "env": {"name": "envs.goal.point"},
+            "model": {"hidden": [64, 64]},
+            "algorithm": {
+                "name": algorithm, "batch_chunks": 8, "batch_size": 128,
+                "replay_ratio": 64, "learning_starts": 400,
+            },
+            "actors": {"envs_per_actor": 8, "chunk_length": 20},
+            "league": {"eval_fraction": 0.5},
+            "transport": {"max_stream_length": 10_000, "max_policy_lag": 1_000_000},
+        }
+    )  # fmt: skip
+    episodes, successes = train_until_success(cfg, redis_client, league, tmp_path, rounds=100)
+    assert episodes >= 100 and successes >= 0.95 * episodes, (episodes, successes)
 
 
 def test_a_goal_job_runs_end_to_end_and_evaluates(tmp_path) -> None:
@@ -190,3 +248,74 @@ def test_a_goal_job_runs_end_to_end_and_evaluates(tmp_path) -> None:
     wrong = selfplay("run", "configs/her_bitflip.yaml", "--out", str(tmp_path / "x"),
                      "--set", "actors.chunk_length=16")  # fmt: skip
     assert wrong.returncode == 2 and "actors.chunk_length" in wrong.stderr
+
+
+@pytest.mark.parametrize("task", ["push", "pick_and_place", "slide"])
+def test_every_fetch_task_resets_and_steps(task: str) -> None:
+    from envs.goal.fetch import FetchVector
+
+    env = FetchVector(2, task=task, seed=0)
+    obs = env.reset()
+    assert (env.obs_dim, env.goal_dim, env.num_actions) == (25, 3, 4)
+    assert obs.observation.shape == (2, 25) and np.isfinite(obs.observation).all()
+    obs, rewards, terminated, truncated, info = env.step(np.ones((2, 4), np.float32))
+    assert rewards.shape == (2,) and set(rewards) <= {0.0, -1.0} and not truncated.any()
+    assert info["is_success"].dtype == bool
+    env.close()
+
+
+def test_fetch_tasks_step_and_score_like_gymnasium_robotics() -> None:
+    """The Fetch wrapper: dict observations as arrays, 50-step episodes ended by the time
+    limit (then restarted), and a pure reward equal to the environment's own."""
+    import gymnasium
+    import gymnasium_robotics
+
+    from envs.goal.fetch import FetchVector
+    from envs.goal.fetch import compute_reward as fetch_reward
+
+    env = FetchVector(2, task="reach", seed=3)
+    assert (env.obs_dim, env.goal_dim, env.num_actions, env.max_steps) == (10, 3, 4, 50)
+    first = env.reset()
+    assert first.observation.shape == (2, 10) and first.desired_goal.shape == (2, 3)
+    for step in range(50):
+        obs, rewards, terminated, truncated, info = env.step(np.zeros((2, 4), np.float32))
+        assert not terminated.any() and truncated.all() == (step == 49)
+    # Restarted with new goals; the final observation is the one before the restart.
+    assert not np.allclose(obs.desired_goal, first.desired_goal)
+    np.testing.assert_allclose(env.final_obs.desired_goal, first.desired_goal)
+    np.testing.assert_array_equal(rewards, fetch_reward(env.final_obs.achieved_goal,
+                                                        env.final_obs.desired_goal))  # fmt: skip
+    gymnasium.register_envs(gymnasium_robotics)
+    reference = gymnasium.make("FetchPush-v4").unwrapped
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 0.05, (64, 3)), rng.normal(0, 0.05, (64, 3))
+    np.testing.assert_array_equal(fetch_reward(a, b), reference.compute_reward(a, b, None))
+    env.close()
+
+
+def test_input_normaliser_and_squashed_gaussian() -> None:
+    import torch
+
+    from core.config import ModelConfig
+    from core.nets import GaussianActor, InputNormalizer
+
+    norm = InputNormalizer(3)
+    rng = np.random.default_rng(1)
+    parts = [rng.normal(2.0, 3.0, (n, 3)).astype(np.float32) for n in (5, 40, 300)]
+    for part in parts:
+        norm.update(torch.from_numpy(part))
+    both = np.concatenate(parts)
+    np.testing.assert_allclose(norm.mean.numpy(), both.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(norm.var.numpy(), both.var(0), rtol=1e-3)
+    out = norm(torch.from_numpy(both)).numpy()
+    assert np.abs(out).max() <= 5.0 and abs(out.mean()) < 0.05
+    torch.manual_seed(0)
+    actor = GaussianActor(ModelConfig(hidden=(16,)), 3, 2)
+    x = torch.randn(1000, 3)
+    action, logp = actor.sample(x)
+    assert action.abs().max() < 1.0
+    mean, log_std = actor(x)
+    base = torch.distributions.Normal(mean, log_std.exp())
+    pre = torch.atanh(action.clamp(-1 + 1e-6, 1 - 1e-6))
+    reference = (base.log_prob(pre) - torch.log1p(-action.pow(2) + 1e-12)).sum(-1)
+    np.testing.assert_allclose(logp.detach().numpy(), reference.detach().numpy(), atol=2e-2)
