@@ -319,3 +319,41 @@ def test_input_normaliser_and_squashed_gaussian() -> None:
     pre = torch.atanh(action.clamp(-1 + 1e-6, 1 - 1e-6))
     reference = (base.log_prob(pre) - torch.log1p(-action.pow(2) + 1e-12)).sum(-1)
     np.testing.assert_allclose(logp.detach().numpy(), reference.detach().numpy(), atol=2e-2)
+
+
+def test_each_actor_explores_by_its_rung_of_the_ladder() -> None:
+    """Exploration settings per actor (Ape-X: base^(1 + ladder * i / (N - 1))), and the
+    continuous players using them: random actions at the configured rate, none when
+    greedy."""
+    import torch
+
+    from actors.inference import NoisyDeterministicPolicy
+    from actors.players import Batch
+    from core.config import ModelConfig
+    from core.nets import DeterministicActor
+    from envs.pettingzoo_adapter import GameSpec
+
+    ladder = {"name": "dqn", "epsilon": 0.4, "epsilon_ladder": 7}
+    dqn = parse_config({"job": "j", "env": {"name": "envs.goal.bitflip"}, "algorithm": ladder})
+    rungs = [dqn.algorithm.actor_exploration(i, 5)["epsilon"] for i in range(6)]
+    np.testing.assert_allclose(rungs[:5], [0.4 ** (1 + 7 * i / 4) for i in range(5)])
+    assert rungs[5] == rungs[4]  # an actor added by scaling takes the ladder's end
+    td3 = parse_config({"job": "j", "env": {"name": "envs.goal.point"},
+                        "algorithm": {"name": "td3", "random_action_probability": 0.5,
+                                      "exploration_ladder": 2, "action_noise": 0.1}})  # fmt: skip
+    assert td3.algorithm.actor_exploration(0, 3) == {"random_probability": 0.5, "noise": 0.1}
+    assert td3.algorithm.actor_exploration(2, 3)["random_probability"] == 0.5**3
+    sac = parse_config(
+        {"job": "j", "env": {"name": "envs.goal.point"}, "algorithm": {"name": "sac"}}
+    )
+    assert sac.algorithm.actor_exploration(0, 1) == {"random_probability": 0.3}
+
+    torch.manual_seed(0)
+    net = DeterministicActor(ModelConfig(hidden=(8,)), 4, 2).eval()
+    spec = GameSpec(("agent",), 4, 2, False, False, True)
+    obs = np.zeros((4000, 4), np.float32)
+    policy = NoisyDeterministicPolicy(net, torch.Generator(), random_probability=0.25, noise=0.0)
+    greedy = policy.act(Batch(obs, None, np.random.default_rng(0), spec, (), (), greedy=True))
+    played = policy.act(Batch(obs, None, np.random.default_rng(0), spec, (), ())).actions
+    changed = (played != greedy.actions).any(axis=1).mean()
+    assert 0.22 < changed < 0.28 and np.abs(played).max() <= 1.0
