@@ -3,12 +3,15 @@ opponent. It steps a goal task's vector env (envs/goal), acts with the learner's
 weights and the actor's own exploration, and sends each training episode as one chunk
 (chunk_length = the task's time limit, so a chunk is exactly an episode and the learner's
 replay can relabel its goals). A share of episodes (`league.eval_fraction`) is played
-greedily and only counted: the success rate the job reports.
+greedily and only counted: the success rate the job reports. The league records each of
+them (its weights' version and the steps their learner had trained), which the dashboard
+plots as success against steps.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ from actors.rollout_stats import RolloutStats
 from core.chunks import job_chunk_spec
 from core.codec import encode_chunk
 from core.config import JobConfig
+from core.league_protocol import EvaluationReport, GoalLeague, LeagueError
 from core.spaces import PolicyShape
 from envs.goal import GoalObs, GoalVectorEnv, goal_task
 from envs.pettingzoo_adapter import GameSpec
@@ -31,6 +35,13 @@ from transport.streams import TrajectoryStream
 from transport.weights import WeightStore
 
 log = logging.getLogger(__name__)
+
+REPORT_SECONDS = 2.0  # how often evaluation episodes go to the league
+# After the league did not answer: the call blocks this actor's stepping (for its client's
+# retry window), so try again only this much later.
+REPORT_RETRY_SECONDS = 30.0
+REPORT_BATCH = 1024  # the most one ReportEvaluations call carries (league/rpc.py MAX_BATCH)
+MAX_PENDING_EVALUATIONS = 100_000  # kept while the league is away; the oldest go first
 
 
 @dataclass
@@ -54,6 +65,7 @@ class GoalWorker:
         stream: TrajectoryStream,
         seed: int = 0,
         exploration: Mapping[str, float] | None = None,
+        league: GoalLeague | None = None,
     ) -> None:
         task = goal_task(config.env.name)
         if task is None:
@@ -94,7 +106,11 @@ class GoalWorker:
         self._obs: GoalObs | None = None
         self._evaluating = np.zeros(n, bool)  # games playing a greedy episode
         self._returns = np.zeros(n)  # training episodes' rewards so far
-        self._next_poll = self._next_flush = 0.0
+        self._next_poll = self._next_flush = self._next_report = 0.0
+        self.league = league
+        # Evaluation episodes not yet recorded by the league (kept while it is away).
+        self._evaluations: list[EvaluationReport] = []
+        self._episode_prefix = re.sub(r"[^A-Za-z0-9_-]", "_", actor_id)[:100]
 
     def _new_episodes(self, games: np.ndarray) -> None:
         self._evaluating[games] = self.rng.random(len(games)) < self.config.league.eval_fraction
@@ -137,6 +153,7 @@ class GoalWorker:
             if self._evaluating[g]:
                 self.stats.eval_episodes += 1
                 self.stats.eval_successes += success
+                self._note_evaluation(success)
                 continue
             self.stats.tally_episode(self.pool.lineage, float(self._returns[g]), env.max_steps)
             self.stats.successes += success
@@ -147,6 +164,37 @@ class GoalWorker:
             self._returns[ended] = 0.0
             self._new_episodes(ended)
         self._obs = next_obs
+
+    def _note_evaluation(self, success: bool) -> None:
+        """Queues an evaluation episode for the league, tagged with the weights that
+        finished it and the steps their learner had trained (the curve's x axis)."""
+        if self.league is None:
+            return
+        meta = self.pool.learner_meta
+        self._evaluations.append(
+            EvaluationReport(
+                episode_id=f"{self._episode_prefix}-e{self.stats.eval_episodes}",
+                player=self.pool.lineage,
+                version=self.pool.learner_version,
+                steps_trained=int(meta.get("steps_trained", 0)),
+                success=success,
+            )
+        )
+        del self._evaluations[:-MAX_PENDING_EVALUATIONS]
+
+    def report_evaluations(self) -> bool:
+        """Sends the queued evaluation episodes (idempotent by id: a retry after a lost
+        reply records nothing twice); a league that does not answer keeps them queued
+        (False)."""
+        while self.league is not None and self._evaluations:
+            batch = self._evaluations[:REPORT_BATCH]
+            try:
+                self.league.report_evaluations(batch)
+            except LeagueError as exc:
+                log.warning("league did not take %d evaluation episodes: %s", len(batch), exc)
+                return False
+            del self._evaluations[: len(batch)]
+        return True
 
     def flush(self, should_stop: Callable[[], bool] | None = None) -> None:
         if self._outbox:
@@ -169,6 +217,10 @@ class GoalWorker:
             if now >= self._next_flush:
                 self.flush(should_stop)
                 self._next_flush = now + self.config.actors.flush_seconds
+            if now >= self._next_report:
+                sent = self.report_evaluations()
+                self._next_report = now + (REPORT_SECONDS if sent else REPORT_RETRY_SECONDS)
             steps += 1
         self.flush(should_stop)
+        self.report_evaluations()
         return self.stats

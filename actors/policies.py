@@ -132,6 +132,7 @@ class PolicyPool:
         self.learner = self._make()
         self._expected = weights_spec(self.learner.state_dict())
         self.learner_version = 0
+        self.learner_meta: dict[str, str] = {}  # the adopted version's (learner.publish)
         self._cache: OrderedDict[int, torch.nn.Module] = OrderedDict()
         self._cache_size = cache_size
         # Inference copies (actors/inference.py), made on first use after each load.
@@ -163,6 +164,7 @@ class PolicyPool:
         if self.learner_version:
             self.versions_skipped += max(0, version - self.learner_version - 1)
         self.learner_version = version
+        self.learner_meta = dict(meta)
         published = float(meta.get("published_unix", "nan"))
         if published == published:  # not NaN
             self.adopt_times_s.append(max(0.0, time.time() - published))

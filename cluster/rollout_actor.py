@@ -47,7 +47,9 @@ class RolloutActor:
         self.link: LeagueLink | None = None
         self.worker: RolloutWorker | GoalWorker
         if goal_task(config.env.name) is not None:
-            self.worker = _goal_worker(config, self.actor_id, store, client, index, seed)
+            # A short retry window: the actor steps while it reports (actors/goal_rollout.py).
+            league = LeagueClient(league_address, league_token, retry_s=2.0)
+            self.worker = _goal_worker(config, self.actor_id, store, client, league, index, seed)
         else:
             self.link = LeagueLink(
                 LeagueClient(league_address, league_token),
@@ -125,12 +127,21 @@ def _self_play_worker(
 
 
 def _goal_worker(
-    config: JobConfig, actor_id: str, store: WeightStore, client: Any, index: int, seed: int
+    config: JobConfig,
+    actor_id: str,
+    store: WeightStore,
+    client: Any,
+    league: LeagueClient,
+    index: int,
+    seed: int,
 ) -> GoalWorker:
-    """A goal job's worker (HER), exploring as its algorithm says for this actor."""
+    """A goal job's worker (HER), exploring as its algorithm says for this actor and
+    recording its evaluation episodes in the league."""
     exploration = config.algorithm.actor_exploration(index, config.actors.num_actors)
     lineage = config.league.learner_player
     stream = TrajectoryStream(
         client, config.stream_name(lineage), config.transport.max_stream_length
     )
-    return GoalWorker(config, actor_id, store, stream, seed=seed, exploration=exploration)
+    return GoalWorker(
+        config, actor_id, store, stream, seed=seed, exploration=exploration, league=league
+    )

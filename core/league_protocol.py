@@ -50,6 +50,18 @@ class ResultReport:
 
 
 @dataclass(frozen=True)
+class EvaluationReport:
+    """One greedy evaluation episode of a goal job. Reports are idempotent by
+    `episode_id`."""
+
+    episode_id: str
+    player: str  # the learner lineage whose weights played it
+    version: int  # the weight version that played it
+    steps_trained: int  # its learner's trained steps when it published that version
+    success: bool
+
+
+@dataclass(frozen=True)
 class SnapshotAdvice:
     due: bool
     reset: bool  # restart from the seed weights after the snapshot
@@ -74,6 +86,14 @@ class ActorLeague(Protocol):
     @property
     def retries(self) -> int:
         """Calls retried after a transient failure so far."""
+        ...
+
+
+class GoalLeague(Protocol):
+    """A goal job's actor's league: no opponents, only evaluation episodes to record."""
+
+    def report_evaluations(self, episodes: Sequence[EvaluationReport]) -> int:
+        """Records up to 1024 episodes (all or none); returns how many were new."""
         ...
 
 

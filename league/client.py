@@ -18,7 +18,13 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from core.league_protocol import LeagueError, Match, ResultReport, SnapshotAdvice
+from core.league_protocol import (
+    EvaluationReport,
+    LeagueError,
+    Match,
+    ResultReport,
+    SnapshotAdvice,
+)
 from core.players import Role
 from league import league_pb2 as pb
 from league import league_pb2_grpc
@@ -236,6 +242,23 @@ class LeagueClient:
         rejects the batch); per result True if applied, False if already recorded."""
         request = pb.ReportResultsRequest(results=[_result_request(r) for r in results])
         return [bool(r.applied) for r in self._call("ReportResults", request).results]
+
+    def report_evaluations(self, episodes: Sequence[EvaluationReport]) -> int:
+        """Records up to 1024 goal-job evaluation episodes in one call, all or none;
+        returns how many were new (the rest were already recorded)."""
+        request = pb.ReportEvaluationsRequest(
+            episodes=[
+                pb.EvaluationEpisode(
+                    episode_id=e.episode_id,
+                    player=e.player,
+                    version=e.version,
+                    steps_trained=e.steps_trained,
+                    success=e.success,
+                )
+                for e in episodes
+            ]
+        )
+        return int(self._call("ReportEvaluations", request).applied)
 
     def ratings(self) -> list[RatingRow]:
         """Rated players by Elo (best first), then unrated ones."""

@@ -24,6 +24,7 @@ Routes (GET or HEAD; anything else is 404, or 400 for a bad query):
 | `/api/history?players=a,b&points=N` | Elo over time of frozen players |
 | `/api/payoff?players=a,b` | decayed win rates between players (payoff.py) |
 | `/api/matches` | results per time bucket and the recent rate |
+| `/api/evaluations?points=N` | goal jobs: each learner's evaluation success by steps trained |
 | `/api/status` | the job's status.json, its age |
 | `/metrics` | Prometheus text exposition format 0.0.4 (prometheus_client) |
 
@@ -162,6 +163,7 @@ class _App:
             ),
             "/api/payoff": lambda q: _json(self.view.payoff_doc(_players_param(q))),
             "/api/matches": lambda q: _json(self.view.matches_doc()),
+            "/api/evaluations": lambda q: _json(self.view.evaluations_doc(_points_param(q))),
             "/api/status": lambda q: _json(self.status.read()),
             "/metrics": self._metrics,
         }.get(parts.path)

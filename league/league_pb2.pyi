@@ -347,3 +347,31 @@ class SnapshotDueResponse(_message.Message):
     reset: bool
     reason: str
     def __init__(self, due: _Optional[bool] = ..., reset: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class EvaluationEpisode(_message.Message):
+    __slots__ = ("episode_id", "player", "version", "steps_trained", "success")
+    EPISODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PLAYER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STEPS_TRAINED_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    episode_id: str
+    player: str
+    version: int
+    steps_trained: int
+    success: bool
+    def __init__(self, episode_id: _Optional[str] = ..., player: _Optional[str] = ..., version: _Optional[int] = ..., steps_trained: _Optional[int] = ..., success: _Optional[bool] = ...) -> None: ...
+
+class ReportEvaluationsRequest(_message.Message):
+    __slots__ = ("episodes",)
+    EPISODES_FIELD_NUMBER: _ClassVar[int]
+    episodes: _containers.RepeatedCompositeFieldContainer[EvaluationEpisode]
+    def __init__(self, episodes: _Optional[_Iterable[_Union[EvaluationEpisode, _Mapping]]] = ...) -> None: ...
+
+class ReportEvaluationsResponse(_message.Message):
+    __slots__ = ("applied", "duplicates")
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    applied: int
+    duplicates: int
+    def __init__(self, applied: _Optional[int] = ..., duplicates: _Optional[int] = ...) -> None: ...

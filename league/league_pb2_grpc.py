@@ -94,6 +94,11 @@ class LeagueStub:
                 request_serializer=league_dot_league__pb2.SnapshotDueRequest.SerializeToString,
                 response_deserializer=league_dot_league__pb2.SnapshotDueResponse.FromString,
                 _registered_method=True)
+        self.ReportEvaluations = channel.unary_unary(
+                '/selfplay.league.v1.League/ReportEvaluations',
+                request_serializer=league_dot_league__pb2.ReportEvaluationsRequest.SerializeToString,
+                response_deserializer=league_dot_league__pb2.ReportEvaluationsResponse.FromString,
+                _registered_method=True)
 
 
 class LeagueServicer:
@@ -193,6 +198,15 @@ class LeagueServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportEvaluations(self, request, context):
+        """Goal jobs (no opponent): 1..1024 greedy evaluation episodes of a LEARNER lineage,
+        each recorded once by episode_id (repeats count as duplicates). All are validated
+        before any is recorded, as in ReportResults.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LeagueServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -255,6 +269,11 @@ def add_LeagueServicer_to_server(servicer, server):
                     servicer.SnapshotDue,
                     request_deserializer=league_dot_league__pb2.SnapshotDueRequest.FromString,
                     response_serializer=league_dot_league__pb2.SnapshotDueResponse.SerializeToString,
+            ),
+            'ReportEvaluations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportEvaluations,
+                    request_deserializer=league_dot_league__pb2.ReportEvaluationsRequest.FromString,
+                    response_serializer=league_dot_league__pb2.ReportEvaluationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -581,6 +600,33 @@ class League:
             '/selfplay.league.v1.League/SnapshotDue',
             league_dot_league__pb2.SnapshotDueRequest.SerializeToString,
             league_dot_league__pb2.SnapshotDueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportEvaluations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/selfplay.league.v1.League/ReportEvaluations',
+            league_dot_league__pb2.ReportEvaluationsRequest.SerializeToString,
+            league_dot_league__pb2.ReportEvaluationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -209,6 +209,23 @@ class LeagueView:
         doc["buckets"] = bins
         return doc
 
+    def evaluations_doc(self, points: int = 60) -> dict[str, Any]:
+        """Goal jobs: per learner lineage, its evaluation episodes' success rate in up to
+        `points` equal spans of the steps its learner had trained when the weights that
+        played them were published (`steps_trained`: the span's mean), with a 95% Wilson
+        interval. No episodes: an empty document (a self-play job)."""
+        with self._lock:
+            self._refresh()
+            assert self._store is not None
+            episodes = self._store.evaluations()
+        by_player: dict[str, list[tuple[int, bool]]] = {}
+        for e in episodes:
+            by_player.setdefault(e.player, []).append((e.steps_trained, e.success))
+        return {
+            "episodes": len(episodes),
+            "players": {p: _success_curve(rows, points) for p, rows in by_player.items()},
+        }
+
     def metric_families(self, now: float | None = None) -> list[Metric]:
         now = time.time() if now is None else now
         with self._lock:
@@ -243,6 +260,38 @@ class LeagueView:
         )
         rate.add(_recent_rate(times, now))
         return [players, total, rate, elo, low, high, rated_games]
+
+
+def _success_curve(rows: list[tuple[int, bool]], points: int) -> list[dict[str, Any]]:
+    """(steps trained, success) pairs, in order of steps, as up to `points` spans."""
+    lo, hi = rows[0][0], rows[-1][0]
+    width = max(1.0, (hi - lo + 1) / points)
+    spans: dict[int, list[tuple[int, bool]]] = {}
+    for steps, success in rows:
+        spans.setdefault(min(points - 1, int((steps - lo) / width)), []).append((steps, success))
+    curve = []
+    for _, span in sorted(spans.items()):
+        n, k = len(span), sum(s for _, s in span)
+        low, high = _wilson(k, n)
+        curve.append(
+            {
+                "steps_trained": round(sum(steps for steps, _ in span) / n),
+                "episodes": n,
+                "successes": k,
+                "success_rate": k / n,
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+    return curve
+
+
+def _wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of a success rate."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _standing_row(s: Standing) -> dict[str, Any]:

@@ -52,6 +52,20 @@ def score_of(outcome: Outcome) -> float:
 
 
 @dataclass(frozen=True)
+class EvaluationRecord:
+    """A greedy evaluation episode of a goal job (no opponent): which lineage's weights
+    played it (`version`, published after `steps_trained` trained steps), and whether it
+    reached its goal."""
+
+    episode_id: str  # as a match id: 1-128 characters of [A-Za-z0-9_-]
+    player: str
+    version: int
+    steps_trained: int
+    success: bool
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
 class PlayerRecord:
     id: str
     kind: PlayerKind

@@ -24,6 +24,7 @@ from league.payoff import Payoff
 from league.quality import QualityScores, replay
 from league.records import (
     FROZEN_KINDS,
+    EvaluationRecord,
     Outcome,
     PlayerKind,
     PlayerRecord,
@@ -252,6 +253,37 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             except Rejected as exc:  # nothing recorded yet: the batch is refused whole
                 raise Rejected(exc.code, f"results[{i}]: {exc.message}") from exc
         return pb.ReportResultsResponse(results=self._record(results))
+
+    @rpc
+    def ReportEvaluations(
+        self, request: pb.ReportEvaluationsRequest
+    ) -> pb.ReportEvaluationsResponse:
+        if not 1 <= len(request.episodes) <= MAX_BATCH:
+            raise invalid(f"send between 1 and {MAX_BATCH} episodes, got {len(request.episodes)}")
+        episodes = []
+        for i, item in enumerate(request.episodes):
+            try:
+                episodes.append(self._validate_evaluation(item))
+            except Rejected as exc:  # nothing recorded yet: the batch is refused whole
+                raise Rejected(exc.code, f"episodes[{i}]: {exc.message}") from exc
+        applied = self._store.add_evaluations(episodes)
+        return pb.ReportEvaluationsResponse(applied=applied, duplicates=len(episodes) - applied)
+
+    def _validate_evaluation(self, request: pb.EvaluationEpisode) -> EvaluationRecord:
+        problem = match_id_problem(request.episode_id)
+        if problem:
+            raise invalid(problem.replace("match_id", "episode_id"))
+        if request.version < 0 or request.steps_trained < 0:
+            raise invalid("version and steps_trained must be >= 0")
+        if self._player(request.player, "player").kind != PlayerKind.LEARNER:
+            raise invalid(f"player {request.player!r} is not a LEARNER lineage")
+        return EvaluationRecord(
+            request.episode_id,
+            request.player,
+            request.version,
+            request.steps_trained,
+            request.success,
+        )
 
     def _record(self, results: list[ResultRecord]) -> list[pb.ReportResultResponse]:
         """Stores validated results once each (idempotent by match id), in one

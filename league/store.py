@@ -24,7 +24,15 @@ from pathlib import Path
 
 from core.players import Role
 from league.ratings import Tally
-from league.records import FROZEN_KINDS, MatchKind, Outcome, PlayerKind, PlayerRecord, ResultRecord
+from league.records import (
+    FROZEN_KINDS,
+    EvaluationRecord,
+    MatchKind,
+    Outcome,
+    PlayerKind,
+    PlayerRecord,
+    ResultRecord,
+)
 
 SCHEMA_VERSION = 1
 
@@ -55,6 +63,16 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE TABLE IF NOT EXISTS roles (
     lineage TEXT PRIMARY KEY REFERENCES players(id),
     role    TEXT NOT NULL CHECK (role IN ('main', 'main_exploiter', 'league_exploiter'))
+);
+-- Goal jobs' greedy evaluation episodes (no opponent, so no result rows); a table of its
+-- own, which older databases gain when the service opens them.
+CREATE TABLE IF NOT EXISTS evaluations (
+    episode_id    TEXT PRIMARY KEY,
+    player        TEXT NOT NULL REFERENCES players(id),
+    version       INTEGER NOT NULL CHECK (version >= 0),
+    steps_trained INTEGER NOT NULL CHECK (steps_trained >= 0),
+    success       INTEGER NOT NULL CHECK (success IN (0, 1)),
+    created_at    REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS results_pair ON results (player_a, player_b);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
@@ -216,6 +234,41 @@ class LeagueStore:
                 self._conn.execute("ROLLBACK")
                 raise
         return out
+
+    def add_evaluations(self, episodes: Sequence[EvaluationRecord]) -> int:
+        """Stores each episode once (by episode id), all in one transaction; returns how
+        many were new."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                now, added = time.time(), 0
+                for e in episodes:
+                    cur = self._conn.execute(
+                        "INSERT OR IGNORE INTO evaluations (episode_id, player, version, "
+                        "steps_trained, success, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (e.episode_id, e.player, e.version, e.steps_trained, int(e.success), now),
+                    )
+                    added += cur.rowcount
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return added
+
+    def evaluations(self) -> list[EvaluationRecord]:
+        """Every evaluation episode, in the order of the steps trained before it was
+        played (none from a database written before goal jobs existed)."""
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT episode_id, player, version, steps_trained, success, created_at "
+                    "FROM evaluations ORDER BY steps_trained, created_at"
+                ).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # read-only view of an older database
+                    return []
+                raise
+        return [EvaluationRecord(r[0], r[1], int(r[2]), int(r[3]), bool(r[4]), r[5]) for r in rows]
 
     def results(self, start: int = 0) -> list[ResultRecord]:
         """All results in arrival order, from the `start`-th (0-based) on.

@@ -129,7 +129,11 @@ class Learner:
     # -- weights, snapshots, checkpoints ------------------------------------------
     def publish(self) -> int:
         state = self.algorithm.acting_state()
-        meta = {"published_unix": repr(time.time()), "player": self.player}
+        meta = {
+            "published_unix": repr(time.time()),
+            "player": self.player,
+            "steps_trained": str(self.counters.steps_trained),
+        }
         # The payload names its own version; the store refuses it if another learner
         # published that version first (VersionConflict), so versions never repeat.
         version = self.weights.next_version(self.player)
