@@ -24,8 +24,8 @@ actor with num_cpus=1, and Ray sets OMP_NUM_THREADS=1 for it). One warm-up step 
 synchronised before every clock read. The Redis round trips (XREADGROUP,
 XACK, the weight SET) are left out: this is the learner's compute, not its transport.
 
-Only the on-policy PPO/V-trace learner exists in this repository (no off-policy/replay
-learner yet), so that is the only learner measured.
+This measures the on-policy PPO/V-trace learner; the off-policy ones (goal jobs) are
+measured by benchmarks/replay_learner.py.
 
 Prints one JSON object on stdout and a readable table on stderr.
 """
