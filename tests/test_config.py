@@ -106,3 +106,23 @@ def test_teams_are_validated() -> None:
     ]:
         with pytest.raises(ConfigError, match=msg):
             parse_config({**base, "env": {"name": "x", **env}})
+
+
+@pytest.mark.parametrize(
+    "name", ["her_bitflip", "her_fetch_reach", "her_fetch_push", "her_fetch_pick_and_place"]
+)
+def test_goal_configs_load_and_pass_the_start_checks(name: str, tmp_path: Path) -> None:
+    path = CONFIG.parent / f"{name}.yaml"
+    cfg = load_config(path)
+    check_job(cfg)  # registries, episode-long chunks, actions the algorithm can take
+    again = tmp_path / "again.yaml"
+    again.write_text(dump_config(cfg))
+    assert load_config(again) == cfg
+    td3 = load_config(path, ["algorithm.name=td3"]) if cfg.algorithm.name == "sac" else None
+    if td3 is not None:
+        check_job(td3)
+    else:
+        bits = {"job": "j", "env": {"name": "envs.goal.bitflip", "kwargs": {"n_bits": 4}},
+                "algorithm": {"name": "sac"}, "actors": {"chunk_length": 4}}  # fmt: skip
+        with pytest.raises(ConfigError, match="has discrete actions; sac does not act"):
+            check_job(parse_config(bits))
