@@ -10,7 +10,9 @@ import logging
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from typing import Any, TypeVar
 
 import grpc
 
@@ -49,6 +51,7 @@ from league.store import LeagueStore
 from league.views import UnknownPlayer, build_history, build_payoff, check_filter, check_points
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LeagueServicer(league_pb2_grpc.LeagueServicer):
@@ -244,28 +247,14 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
 
     @rpc
     def ReportResults(self, request: pb.ReportResultsRequest) -> pb.ReportResultsResponse:
-        if not 1 <= len(request.results) <= MAX_BATCH:
-            raise invalid(f"send between 1 and {MAX_BATCH} results, got {len(request.results)}")
-        results = []
-        for i, item in enumerate(request.results):
-            try:
-                results.append(self._validate_result(item))
-            except Rejected as exc:  # nothing recorded yet: the batch is refused whole
-                raise Rejected(exc.code, f"results[{i}]: {exc.message}") from exc
+        results = _validated_batch(request.results, self._validate_result, "results")
         return pb.ReportResultsResponse(results=self._record(results))
 
     @rpc
     def ReportEvaluations(
         self, request: pb.ReportEvaluationsRequest
     ) -> pb.ReportEvaluationsResponse:
-        if not 1 <= len(request.episodes) <= MAX_BATCH:
-            raise invalid(f"send between 1 and {MAX_BATCH} episodes, got {len(request.episodes)}")
-        episodes = []
-        for i, item in enumerate(request.episodes):
-            try:
-                episodes.append(self._validate_evaluation(item))
-            except Rejected as exc:  # nothing recorded yet: the batch is refused whole
-                raise Rejected(exc.code, f"episodes[{i}]: {exc.message}") from exc
+        episodes = _validated_batch(request.episodes, self._validate_evaluation, "episodes")
         applied = self._store.add_evaluations(episodes)
         return pb.ReportEvaluationsResponse(applied=applied, duplicates=len(episodes) - applied)
 
@@ -403,3 +392,17 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             )
         report = build_history(players, results, anchor, request.points, wanted)
         return pb.GetRatingHistoryResponse(points=history_to_pb(report), anchor=anchor)
+
+
+def _validated_batch(items: Sequence[Any], validate: Callable[[Any], T], what: str) -> list[T]:
+    """Each of 1..MAX_BATCH `items` validated; the first bad one refuses the whole batch
+    (naming its index) before anything is recorded."""
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise invalid(f"send between 1 and {MAX_BATCH} {what}, got {len(items)}")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(validate(item))
+        except Rejected as exc:
+            raise Rejected(exc.code, f"{what}[{i}]: {exc.message}") from exc
+    return out
