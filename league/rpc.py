@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -60,6 +60,7 @@ class Rejected(Exception):
 
 
 _Req = TypeVar("_Req")
+T = TypeVar("T")
 
 
 def rpc(method: Callable[[Any, _Req], Any]) -> Callable[[Any, _Req, grpc.ServicerContext], Any]:
@@ -145,3 +146,17 @@ def history_to_pb(report: HistoryReport) -> list[pb.RatingHistoryPoint]:
         ]
         points.append(pb.RatingHistoryPoint(time=stamp, results=point.results, ratings=ratings))
     return points
+
+
+def validated_batch(items: Sequence[Any], validate: Callable[[Any], T], what: str) -> list[T]:
+    """Each of 1..MAX_BATCH `items` validated; the first bad one refuses the whole batch
+    (naming its index) before anything is recorded."""
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise invalid(f"send between 1 and {MAX_BATCH} {what}, got {len(items)}")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(validate(item))
+        except Rejected as exc:
+            raise Rejected(exc.code, f"{what}[{i}]: {exc.message}") from exc
+    return out

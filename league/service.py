@@ -10,9 +10,7 @@ import logging
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any, TypeVar
 
 import grpc
 
@@ -45,13 +43,13 @@ from league.rpc import (
     player_to_pb,
     ratings_to_pb,
     rpc,
+    validated_batch,
 )
 from league.standings import rated_games, standings
 from league.store import LeagueStore
 from league.views import UnknownPlayer, build_history, build_payoff, check_filter, check_points
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class LeagueServicer(league_pb2_grpc.LeagueServicer):
@@ -247,14 +245,14 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
 
     @rpc
     def ReportResults(self, request: pb.ReportResultsRequest) -> pb.ReportResultsResponse:
-        results = _validated_batch(request.results, self._validate_result, "results")
+        results = validated_batch(request.results, self._validate_result, "results")
         return pb.ReportResultsResponse(results=self._record(results))
 
     @rpc
     def ReportEvaluations(
         self, request: pb.ReportEvaluationsRequest
     ) -> pb.ReportEvaluationsResponse:
-        episodes = _validated_batch(request.episodes, self._validate_evaluation, "episodes")
+        episodes = validated_batch(request.episodes, self._validate_evaluation, "episodes")
         applied = self._store.add_evaluations(episodes)
         return pb.ReportEvaluationsResponse(applied=applied, duplicates=len(episodes) - applied)
 
@@ -392,17 +390,3 @@ class LeagueServicer(league_pb2_grpc.LeagueServicer):
             )
         report = build_history(players, results, anchor, request.points, wanted)
         return pb.GetRatingHistoryResponse(points=history_to_pb(report), anchor=anchor)
-
-
-def _validated_batch(items: Sequence[Any], validate: Callable[[Any], T], what: str) -> list[T]:
-    """Each of 1..MAX_BATCH `items` validated; the first bad one refuses the whole batch
-    (naming its index) before anything is recorded."""
-    if not 1 <= len(items) <= MAX_BATCH:
-        raise invalid(f"send between 1 and {MAX_BATCH} {what}, got {len(items)}")
-    out = []
-    for i, item in enumerate(items):
-        try:
-            out.append(validate(item))
-        except Rejected as exc:
-            raise Rejected(exc.code, f"{what}[{i}]: {exc.message}") from exc
-    return out

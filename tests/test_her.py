@@ -1,6 +1,8 @@
-"""Hindsight Experience Replay: the bit-flipping task, relabelling against a hand-computed
-example and its sampling distribution, and DQN + HER learning 10 bits through the real
-trajectory stream and weight store (the paper's first experiment, small)."""
+"""Hindsight Experience Replay: the goal tasks (bit flipping, the point, the Fetch robots),
+relabelling against a hand-computed example and its sampling distribution, exploration
+per actor, and DQN, SAC and TD3 learning through the real trajectory stream and weight
+store with the replay ratio held; a goal job end to end through `selfplay run` and
+`selfplay eval`."""
 
 from __future__ import annotations
 
