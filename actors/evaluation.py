@@ -21,11 +21,13 @@ from actors.policies import acting_kind
 from core.checkpoints import load_checkpoint
 from core.codec import decode_weights, weights_spec
 from core.config import JobConfig
+from core.dynamics import DynamicsRanges, Randomization
 from core.players import lineage_of, parse_snapshot_id
 from core.spaces import PolicyShape
 from envs.bots import bot_problem
 from envs.goal import goal_task
 from envs.pettingzoo_adapter import Game, GameSpec
+from envs.randomization import randomized
 
 
 @dataclass(frozen=True)
@@ -239,15 +241,41 @@ class GoalEvalResult:
         }
 
 
+def dynamics_sets(
+    which: str, randomization: Randomization | None
+) -> dict[str, DynamicsRanges | None]:
+    """The dynamics an evaluation plays, by name: "nominal" (the env as built), "train"
+    (the job's training ranges) or "heldout" (each named held-out set)."""
+    if which == "nominal":
+        return {"nominal": None}
+    if randomization is None:
+        raise ValueError(f"--dynamics {which}: this job's config has no env.randomization")
+    if which == "train":
+        return {"train": randomization.train}
+    if which == "heldout":
+        if not randomization.heldout:
+            raise ValueError("--dynamics heldout: env.randomization.heldout names no sets")
+        return dict(randomization.heldout)
+    raise ValueError(f"--dynamics must be nominal, train or heldout, got {which!r}")
+
+
 def evaluate_goal(
-    run_dir: Path, config: JobConfig, episodes: int, seed: int = 0, policy_id: str | None = None
+    run_dir: Path,
+    config: JobConfig,
+    episodes: int,
+    seed: int = 0,
+    policy_id: str | None = None,
+    dynamics: DynamicsRanges | None = None,
 ) -> GoalEvalResult:
     """A goal job's policy (the latest checkpoint, else a snapshot) playing `episodes`
-    greedy episodes of its task, with fresh goals: how many end on their goal."""
+    greedy episodes of its task, with fresh goals: how many end on their goal. `dynamics`:
+    ranges every episode draws its physics from (None: the nominal env)."""
     task = goal_task(config.env.name)
     if task is None:
         raise ValueError(f"{config.env.name} is no goal task")
     env = task.make(min(episodes, 64), seed=seed, **dict(config.env.kwargs))
+    if dynamics is not None:
+        env = randomized(env, dynamics, seed)
     try:
         shape = PolicyShape(env.obs_dim, env.num_actions, env.continuous, env.goal_dim)
         spec = GameSpec(("agent",), shape.input_dim, env.num_actions, False, False, env.continuous)
@@ -273,3 +301,20 @@ def evaluate_goal(
         return GoalEvalResult(episodes, successes, version)
     finally:
         env.close()
+
+
+def goal_eval_doc(which: str, results: Mapping[str, GoalEvalResult]) -> dict[str, object]:
+    """`selfplay eval --json` of a goal job: one set's result, with "dynamics" naming it;
+    several (held-out) sets: their totals, and each set under "sets"."""
+    if len(results) == 1 and which != "heldout":
+        return {**next(iter(results.values())).as_json(), "dynamics": which}
+    episodes = sum(r.episodes for r in results.values())
+    successes = sum(r.successes for r in results.values())
+    return {
+        "episodes": episodes,
+        "success_rate": successes / episodes,
+        "successes": successes,
+        "policy_version": next(iter(results.values())).policy_version,
+        "dynamics": which,
+        "sets": {name: r.as_json() for name, r in results.items()},
+    }

@@ -31,6 +31,7 @@ from core.league_protocol import EvaluationReport, GoalLeague, LeagueError
 from core.spaces import PolicyShape
 from envs.goal import GoalObs, GoalVectorEnv, goal_task
 from envs.pettingzoo_adapter import GameSpec
+from envs.randomization import randomized
 from transport.streams import TrajectoryStream
 from transport.weights import WeightStore
 
@@ -75,6 +76,10 @@ class GoalWorker:
         n = config.actors.envs_per_actor
         kwargs = dict(config.env.kwargs)
         self.env: GoalVectorEnv = task.make(n, seed=int(self.rng.integers(2**31)), **kwargs)
+        randomization = config.env.randomization
+        if randomization is not None:  # sim2real: new physics every episode, recorded
+            self.env = randomized(self.env, randomization.train, int(self.rng.integers(2**31)))
+        self._records_dynamics = randomization is not None and bool(randomization.train.ranges())
         if config.actors.chunk_length != self.env.max_steps:
             raise ValueError(
                 f"actors.chunk_length must be the task's episode length {self.env.max_steps} "
@@ -132,6 +137,7 @@ class GoalWorker:
         self.stats.env_steps += env.num_envs
         final = env.final_obs  # before any restart: what each game reached this step
         version = self.pool.learner_version
+        dynamics = env.final_dynamics if self._records_dynamics else None
         for g in np.flatnonzero(~self._evaluating):
             self.tracks[g].add(
                 {
@@ -143,6 +149,7 @@ class GoalWorker:
                     "desired_goal": obs.desired_goal[g],
                     "achieved_goal": final.achieved_goal[g],
                     "is_success": info["is_success"][g],
+                    "dynamics": None if dynamics is None else dynamics[g],
                 }
             )
             self.stats.learner_steps += 1

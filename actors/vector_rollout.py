@@ -32,6 +32,7 @@ from actors.rollout import GameStepper, RolloutWorker
 from core.config import JobConfig
 from envs.batched import BatchedEnv, VectorFactory
 from envs.pettingzoo_adapter import Game
+from envs.randomization import randomized
 from transport.streams import TrajectoryStream
 
 
@@ -104,6 +105,9 @@ class VectorStepper:
         self.rng = rng
         self.vector_seed = int(rng.integers(2**31))
         self.vec: BatchedEnv = factory(count, seed=self.vector_seed, **dict(env.kwargs))
+        ranges = env.randomization.train if env.randomization is not None else None
+        if ranges is not None:  # sim2real: each game draws new physics every episode
+            self.vec = randomized(self.vec, ranges, int(rng.integers(2**31)))
         self.spec = next(iter(template.teams.values()))
         n, dim = count, self.spec.obs_dim
         # The learner's open decision per (game, seat): closed when that seat acts again
@@ -114,6 +118,8 @@ class VectorStepper:
         self._p_stored: dict[str, np.ndarray] = {}  # what the acting policy records
         self._p_version = np.zeros((n, 2), np.int64)
         self._p_reward = np.zeros((n, 2))
+        dynamics_dim = len(ranges.ranges()) if ranges is not None else 0
+        self._p_dynamics = np.zeros((n, 2, dynamics_dim), np.float32)  # the episode's physics
         # Per (game, seat) this episode: every reward, and the learner's decisions.
         self._ep_return = np.zeros((n, 2))
         self._ep_decisions = np.zeros((n, 2), np.int64)
@@ -205,6 +211,8 @@ class VectorStepper:
                 stored = self._p_stored[name] = np.zeros(shape, np.asarray(values).dtype)
             stored[games, seats] = values
         self._p_version[games, seats] = episodes.pools[lineage].learner_version
+        if self._p_dynamics.shape[2]:
+            self._p_dynamics[games, seats] = self.vec.dynamics[games]  # type: ignore[attr-defined]
         self._p_reward[games, seats] = 0.0
         self._ep_decisions[games, seats] += 1
 
@@ -228,6 +236,7 @@ class VectorStepper:
             "actions": self._p_action,
             "policy_versions": self._p_version,
             "rewards": self._p_reward,
+            "dynamics": self._p_dynamics,
             **self._p_stored,
         }
         missing = set(names) - set(arrays) - {"dones"}

@@ -48,6 +48,22 @@ def check_job(config: JobConfig) -> None:
                     raise ConfigError(f"league.builtins: {problem}")
     finally:
         game.close()
+    if env.randomization is not None:
+        _check_batched_randomization(config)
+
+
+def _check_batched_randomization(config: JobConfig) -> None:
+    """Two-seat games randomise their physics in the batched env (one model, many games)."""
+    from actors.vector_rollout import vector_factory
+
+    factory = vector_factory(config)
+    if factory is None:
+        raise ConfigError(
+            f"env.randomization: needs a batched env ({config.env.name} has no vector_env, "
+            "or actors.vector_env is false)"
+        )
+    vec = factory(1, seed=0, **dict(config.env.kwargs))
+    _check_randomization(config, vec)
 
 
 def _check_goal_job(config: JobConfig, task: GoalTask) -> None:
@@ -74,5 +90,22 @@ def _check_goal_job(config: JobConfig, task: GoalTask) -> None:
                 f"algorithm.name: {config.env.name} has {kind} actions; "
                 f"{config.algorithm.name} does not act on them"
             )
+        _check_randomization(config, env)
     finally:
         env.close()
+
+
+def _check_randomization(config: JobConfig, env: object) -> None:
+    """Every range of env.randomization (training and held-out) names a parameter this env
+    can change."""
+    settings = config.env.randomization
+    if settings is None:
+        return
+    from envs.randomization import randomized
+
+    sets = {"train": settings.train} | {f"heldout.{k}": v for k, v in settings.heldout.items()}
+    for key, ranges in sets.items():
+        try:
+            randomized(env, ranges, seed=0)
+        except (AttributeError, ValueError) as exc:
+            raise ConfigError(f"env.randomization.{key}: {exc}") from None

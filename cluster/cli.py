@@ -133,11 +133,20 @@ def eval_(
     ] = None,
     team: Annotated[str | None, typer.Option(help="team games: the team the policy plays")] = None,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    dynamics: Annotated[
+        str,
+        typer.Option(help="goal jobs: nominal | train | heldout (env.randomization's sets)"),
+    ] = "nominal",
+    dynamics_from: Annotated[
+        Path | None,
+        typer.Option(help="a config whose env.randomization --dynamics reads (default: the run's)"),
+    ] = None,
 ) -> None:
     """Play the trained policy against an opponent, half the games from each seat
     (team games: the policy plays --team, the opponent the other team). Goal jobs (HER):
-    greedy episodes of the task, `{"episodes", "success_rate", ...}`."""
-    from actors.evaluation import evaluate, evaluate_goal
+    greedy episodes of the task, `{"episodes", "success_rate", ...}`; with --dynamics
+    heldout, --episodes on each held-out set, per set under "sets"."""
+    from actors.evaluation import dynamics_sets, evaluate, evaluate_goal, goal_eval_doc
     from actors.inference import limit_inference_threads
     from core.checkpoints import CheckpointError
     from envs.goal import goal_task
@@ -147,18 +156,26 @@ def eval_(
     # torch's default pools, 200 ant games took ~10x the CPU (12.8 min beside a running job).
     limit_inference_threads(1)
     if goal_task(cfg.env.name) is not None:
+        source = _load(dynamics_from, None) if dynamics_from is not None else cfg
         try:
-            goal = evaluate_goal(run_dir, cfg, episodes or games, seed, policy_id=policy)
+            sets = dynamics_sets(dynamics, source.env.randomization)
+            results = {
+                name: evaluate_goal(
+                    run_dir, cfg, episodes or games, seed, policy_id=policy, dynamics=ranges
+                )
+                for name, ranges in sets.items()
+            }
         except (CheckpointError, FileNotFoundError, ValueError) as exc:
             raise _fail(str(exc)) from None
-        doc = goal.as_json()
+        doc = goal_eval_doc(dynamics, results)
         if json_:
             print(json.dumps(doc))
         else:
-            print(
-                f"{goal.episodes} episodes: success {doc['success_rate']:.1%} "
-                f"(policy v{goal.policy_version})"
-            )
+            for name, result in results.items():
+                print(
+                    f"{name}: {result.episodes} episodes, success "
+                    f"{result.successes / result.episodes:.1%} (policy v{result.policy_version})"
+                )
         return
     if episodes is not None:
         raise _fail("--episodes is for goal jobs; this job plays --games against an opponent")

@@ -94,6 +94,13 @@ FIELDS: tuple[ChunkField, ...] = (
         "is_success", lambda s: (s.chunk_length,), _BOOL, optional=True, help="info['is_success']"
     ),
     ChunkField(
+        "dynamics",
+        lambda s: (s.chunk_length, s.dynamics_dim),
+        _F32,
+        optional=True,
+        help="sim2real jobs: the physics parameters of each step's episode (core/dynamics.py)",
+    ),
+    ChunkField(
         "recurrent_state",
         lambda s: (s.state_dim,),
         _F32,
@@ -123,6 +130,7 @@ class ChunkSpec:
     optional: frozenset[str] = frozenset()
     goal_dim: int = 0
     state_dim: int = 0
+    dynamics_dim: int = 0
     max_bytes: int | None = None  # always an int after construction
 
     def __post_init__(self) -> None:
@@ -139,6 +147,7 @@ class ChunkSpec:
         for size_name, size, fields in (
             ("goal_dim", self.goal_dim, {"desired_goal", "achieved_goal"}),
             ("state_dim", self.state_dim, {"recurrent_state"}),
+            ("dynamics_dim", self.dynamics_dim, {"dynamics"}),
         ):
             if (size > 0) != bool(self.optional & fields):
                 raise ValueError(f"ChunkSpec: {size_name} > 0 exactly when it carries {fields}")
@@ -234,12 +243,17 @@ class TrajectoryChunk:
 
 def job_chunk_spec(config: JobConfig, shape: PolicyShape) -> ChunkSpec:
     """The chunks a job's actors write and its learners read, for a lineage whose policy
-    has `shape`: the optional fields its algorithm asks for."""
+    has `shape`: the optional fields its algorithm asks for, and the episode's physics
+    parameters when the job randomises them."""
+    randomization = config.env.randomization
+    dynamics_dim = len(randomization.train.ranges()) if randomization is not None else 0
+    optional = set(config.algorithm.chunk_fields) | ({"dynamics"} if dynamics_dim else set())
     return ChunkSpec(
         obs_dim=shape.obs_dim,
         chunk_length=config.actors.chunk_length,
         num_actions=None if shape.continuous else shape.num_actions,
         action_dim=shape.num_actions if shape.continuous else None,
-        optional=config.algorithm.chunk_fields,
+        optional=frozenset(optional),
         goal_dim=shape.goal_dim,
+        dynamics_dim=dynamics_dim,
     )

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from core.dynamics import Randomization
 from core.players import RANDOM, LineageNames, Role, name_problem
 from core.registry import Registry
 
@@ -57,6 +58,9 @@ class EnvConfig(_Section):
     # positive episode return; tag's predators score by catching), else the other team
     # wins. None = the team with the higher mean return wins, equal returns draw.
     scoring_team: str | None = None
+    # Sim2real jobs: physics drawn anew every episode from `randomization.train`, and the
+    # named held-out dynamics that only evaluation plays (core/dynamics.py). None: nominal.
+    randomization: Randomization | None = None
 
     @model_validator(mode="after")
     def _teams_make_sense(self) -> EnvConfig:

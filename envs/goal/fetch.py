@@ -10,11 +10,14 @@ The games of a vector are gymnasium environments stepped one after the other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import mujoco
 import numpy as np
 
 from envs.goal import GoalObs
+from envs.randomization.targets import PhysicsTargets, named_ids
 
 TASKS = {
     "reach": "FetchReach-v4",
@@ -58,8 +61,50 @@ class FetchVector:
             np.zeros((num_envs, self.goal_dim), np.float32),
             np.zeros((num_envs, self.goal_dim), np.float32),
         )
+        self._reset_hooks: list[Callable[[int], None]] = []
+
+    def add_reset_hook(self, hook: Callable[[int], None]) -> None:
+        """Calls `hook(i)` before game i starts an episode (reset and autoreset): where a
+        wrapper changes game i's physics for the new episode."""
+        self._reset_hooks.append(hook)
+
+    def physics_targets(self, i: int) -> PhysicsTargets:
+        """Game i's randomisable physics (envs/randomization): the arm's links, joints and
+        geoms, the mocap weld that stands in for its controller gains, the object and the
+        table. Each game has its own MjModel."""
+        env = self._envs[i].unwrapped
+        m = env.model
+        body = mujoco.mjtObj.mjOBJ_BODY
+        links = named_ids(m, body, m.nbody, "robot0:")
+        links = links[(m.body_mass[links] > 0) & (m.body_mocapid[links] < 0)]
+        robot = named_ids(m, body, m.nbody, "robot0:")
+        obj = mujoco.mj_name2id(m, body, "object0")
+        table = mujoco.mj_name2id(m, body, "table0")
+        on_table_height = None
+        if obj >= 0:
+            z = m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, "object0:joint")] + 2
+            start_z, goal_z = float(env.initial_qpos[z]), float(env.height_offset)
+
+            def on_table_height(height: float) -> None:
+                # The block starts on the table and push/slide goals lie on it.
+                env.initial_qpos[z] = start_z + height
+                env.height_offset = goal_z + height
+
+        return PhysicsTargets(
+            m,
+            bodies=links,
+            dofs=np.flatnonzero(np.isin(m.dof_bodyid, robot)),
+            welds=np.flatnonzero(m.eq_type == mujoco.mjtEq.mjEQ_WELD),
+            geoms=np.flatnonzero(np.isin(m.geom_bodyid, robot) & (m.geom_contype > 0)),
+            object_body=obj if obj >= 0 else None,
+            table_body=table if table >= 0 else None,
+            on_table_height=on_table_height,
+            owns_model=True,
+        )
 
     def _reset_one(self, i: int) -> dict[str, np.ndarray]:
+        for hook in self._reset_hooks:
+            hook(i)
         # Seeded once: later resets continue the environment's own generator.
         obs, _ = self._envs[i].reset(seed=self._seeds[i])
         self._seeds[i] = None

@@ -51,6 +51,7 @@ from collections.abc import Callable, Mapping, Sequence
 import mujoco
 import numpy as np
 
+from envs.randomization.targets import PhysicsTargets, named_ids
 from envs.sumo.actuation import actions_to_inputs, input_layout
 from envs.sumo.history import FrameHistory
 from envs.sumo.indexing import AgentIndex, check_game_blocks, index_agent
@@ -61,6 +62,7 @@ from envs.sumo.model import (
     arena_origins,
     arena_spacing,
     build_xml,
+    game_prefix,
 )
 from envs.sumo.observation import BatchObserver, Geometry
 from envs.sumo.rules import ONGOING, REASONS, ShapingWeights, score_games
@@ -233,6 +235,28 @@ class SumoVector:
         after its bodies are placed and before its first observation is taken: where a
         wrapper may change game i's physics in the shared model for the new episode."""
         self._reset_hooks.append(hook)
+
+    def physics_targets(self, i: int) -> PhysicsTargets:
+        """Game i's randomisable physics (envs/randomization): both agents' bodies, joints,
+        motors and geoms, and the contact pair between them. All games share one model, so
+        gravity and the timestep stay as they are."""
+        m, bodies = self.model, []
+        for k in range(2):
+            prefix = game_prefix(i) + agent_prefix(k)
+            bodies.extend(named_ids(m, mujoco.mjtObj.mjOBJ_BODY, m.nbody, prefix))
+        acts = [
+            named_ids(m, mujoco.mjtObj.mjOBJ_ACTUATOR, m.nu, game_prefix(i) + agent_prefix(k))
+            for k in range(2)
+        ]
+        geoms = np.flatnonzero(np.isin(m.geom_bodyid, bodies))
+        return PhysicsTargets(
+            m,
+            bodies=np.array(bodies, dtype=int),
+            dofs=np.flatnonzero(np.isin(m.dof_bodyid, bodies)),
+            actuators=np.concatenate(acts),
+            geoms=geoms,
+            pairs=np.flatnonzero(np.isin(m.pair_geom1, geoms)),
+        )
 
     def _clear_outcome(self, rows: slice) -> None:
         self.reason[rows], self.winner[rows], self.loser[rows] = ONGOING, -1, -1
