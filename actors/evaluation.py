@@ -130,12 +130,15 @@ def play_games(
     seed: int = 0,
     greedy: bool = True,
     team: str | None = None,
+    dynamics: DynamicsRanges | None = None,
 ) -> tuple[int, int, int]:
     """(wins, draws, losses) of `policy` against `opponent`. Team games: `policy` plays
     every agent of `team`, the opponent the other team, and env.scoring_team decides who
-    won."""
+    won. `dynamics`: ranges every game draws its physics from (None: nominal)."""
     env = config.env
     game = Game(env.name, env.api, env.kwargs, config.team_prefixes())
+    if dynamics is not None:
+        game.randomize(dynamics, seed)
     rng = np.random.default_rng(seed)
     wins = draws = losses = 0
     for g in range(games):
@@ -211,6 +214,7 @@ def evaluate(
     greedy: bool = True,
     policy_id: str | None = None,
     team: str | None = None,
+    dynamics: DynamicsRanges | None = None,
 ) -> EvalResult:
     """`policy_id` None plays the latest checkpoint, else a snapshot ("main@v100").
     Team games need `team`: the policy plays that team, the opponent the other one."""
@@ -222,7 +226,7 @@ def evaluate(
         raise ValueError("--team is for team games (env.teams); this job has none")
     players = load_players(run_dir, config, teams, opponent, generator, policy_id, team)
     policy, version, opp = players
-    wins, draws, losses = play_games(config, policy, opp, games, seed, greedy, team)
+    wins, draws, losses = play_games(config, policy, opp, games, seed, greedy, team, dynamics)
     return EvalResult(games, wins, draws, losses, opponent, version)
 
 
@@ -315,6 +319,27 @@ def goal_eval_doc(which: str, results: Mapping[str, GoalEvalResult]) -> dict[str
         "success_rate": successes / episodes,
         "successes": successes,
         "policy_version": next(iter(results.values())).policy_version,
+        "dynamics": which,
+        "sets": {name: r.as_json() for name, r in results.items()},
+    }
+
+
+def games_eval_doc(which: str, results: Mapping[str, EvalResult]) -> dict[str, object]:
+    """`selfplay eval --json` of a two-seat job: one set's result with "dynamics" naming
+    it; held-out sets: their totals, and each set under "sets"."""
+    if len(results) == 1 and which != "heldout":
+        return {**next(iter(results.values())).as_json(), "dynamics": which}
+    first = next(iter(results.values()))
+    total = EvalResult(
+        sum(r.games for r in results.values()),
+        sum(r.wins for r in results.values()),
+        sum(r.draws for r in results.values()),
+        sum(r.losses for r in results.values()),
+        first.opponent,
+        first.policy_version,
+    )
+    return {
+        **total.as_json(),
         "dynamics": which,
         "sets": {name: r.as_json() for name, r in results.items()},
     }

@@ -135,7 +135,7 @@ def eval_(
     json_: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     dynamics: Annotated[
         str,
-        typer.Option(help="goal jobs: nominal | train | heldout (env.randomization's sets)"),
+        typer.Option(help="nominal | train | heldout (env.randomization's sets)"),
     ] = "nominal",
     dynamics_from: Annotated[
         Path | None,
@@ -144,9 +144,15 @@ def eval_(
 ) -> None:
     """Play the trained policy against an opponent, half the games from each seat
     (team games: the policy plays --team, the opponent the other team). Goal jobs (HER):
-    greedy episodes of the task, `{"episodes", "success_rate", ...}`; with --dynamics
-    heldout, --episodes on each held-out set, per set under "sets"."""
-    from actors.evaluation import dynamics_sets, evaluate, evaluate_goal, goal_eval_doc
+    greedy episodes of the task, `{"episodes", "success_rate", ...}`. With --dynamics
+    heldout, --games (--episodes) on each held-out set, each set's result under "sets"."""
+    from actors.evaluation import (
+        dynamics_sets,
+        evaluate,
+        evaluate_goal,
+        games_eval_doc,
+        goal_eval_doc,
+    )
     from actors.inference import limit_inference_threads
     from core.checkpoints import CheckpointError
     from envs.goal import goal_task
@@ -155,8 +161,8 @@ def eval_(
     # One game at a time, one observation per forward pass: a thread pool only spins. With
     # torch's default pools, 200 ant games took ~10x the CPU (12.8 min beside a running job).
     limit_inference_threads(1)
+    source = _load(dynamics_from, None) if dynamics_from is not None else cfg
     if goal_task(cfg.env.name) is not None:
-        source = _load(dynamics_from, None) if dynamics_from is not None else cfg
         try:
             sets = dynamics_sets(dynamics, source.env.randomization)
             results = {
@@ -180,17 +186,23 @@ def eval_(
     if episodes is not None:
         raise _fail("--episodes is for goal jobs; this job plays --games against an opponent")
     try:
-        result = evaluate(
-            run_dir, cfg, opponent, games, seed, greedy=not sample, policy_id=policy, team=team
-        )
+        sets = dynamics_sets(dynamics, source.env.randomization)
+        results = {
+            name: evaluate(
+                run_dir, cfg, opponent, games, seed, not sample, policy, team, dynamics=ranges
+            )
+            for name, ranges in sets.items()
+        }
     except (CheckpointError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if json_:
-        print(json.dumps(result.as_json()))
-    else:
+        print(json.dumps(games_eval_doc(dynamics, results)))
+        return
+    for name, result in results.items():
         r = result.as_json()
+        where = "" if dynamics == "nominal" else f"{name}: "
         print(
-            f"{result.games} games vs {opponent}: win {r['win_rate']:.1%} draw "
+            f"{where}{result.games} games vs {opponent}: win {r['win_rate']:.1%} draw "
             f"{r['draw_rate']:.1%} loss {r['loss_rate']:.1%} (policy v{result.policy_version})"
         )
 

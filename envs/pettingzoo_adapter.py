@@ -157,6 +157,13 @@ class Game:
         """The PettingZoo env itself, for scripted players that need its setup (sumo bodies)."""
         return self._env
 
+    def randomize(self, ranges: Any, seed: int | None = None) -> None:
+        """Draws the game's physics from `ranges` (core/dynamics.py) every episode, where the
+        env can (`randomize(ranges, seed)` on the env: sumo)."""
+        if not hasattr(self._raw, "randomize"):
+            raise ValueError(f"{type(self._raw).__name__} cannot randomise its dynamics")
+        self._raw.randomize(ranges, seed)
+
     @property
     def spec(self) -> GameSpec:
         """The spec of a single-team game (every agent plays the same policy)."""

@@ -235,3 +235,39 @@ def test_sumo_actors_record_each_games_physics_per_step(
                 segment_start = t + 1
         draws.update(tuple(r) for r in rows.round(6))
     assert len(draws) >= 2 * cfg.actors.envs_per_actor  # several episodes per game
+
+
+def test_two_seat_eval_plays_each_heldout_body(
+    redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
+) -> None:
+    from envs.pettingzoo_adapter import Game
+
+    robust = Path(__file__).parent.parent / "configs" / "sumo_bug_robust.yaml"
+    cfg = load_config(robust, ["model.hidden=[16]", "env.kwargs.max_steps=20"])
+    check_job(cfg)
+    randomization = cfg.env.randomization
+    assert randomization is not None
+    game = Game(cfg.env.name, cfg.env.api, cfg.env.kwargs)
+    nominal = game.env.model.body_mass.copy()
+    game.randomize(randomization.heldout["heavy"], seed=0)
+    game.reset(seed=1)
+    assert np.allclose(game.env.model.body_mass[1:], 3.0 * nominal[1:])
+    game.close()
+    spec = Game(cfg.env.name, cfg.env.api, cfg.env.kwargs).spec
+    stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
+    store = WeightStore(redis_client, cfg.job)
+    learner = Learner(
+        cfg, tmp_path, stream, store, league, spec.obs_dim, spec.num_actions, continuous=True
+    )
+    learner.start()
+    learner.checkpoint()
+    (tmp_path / "config.yaml").write_text(dump_config(cfg))
+    args = ["eval", str(tmp_path), "--games", "4", "--opponent", "charge", "--json"]
+    result = CliRunner().invoke(app, [*args, "--dynamics", "heldout"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output.strip().splitlines()[-1])
+    assert set(doc["sets"]) == set(randomization.heldout)
+    assert doc["games"] == 4 * len(randomization.heldout)
+    assert doc["wins"] == sum(s["wins"] for s in doc["sets"].values())
+    nominal_doc = json.loads(CliRunner().invoke(app, args).output.strip().splitlines()[-1])
+    assert nominal_doc["dynamics"] == "nominal" and nominal_doc["games"] == 4

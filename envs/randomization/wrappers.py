@@ -34,6 +34,13 @@ class _Randomized:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The wrapped env's settings (SumoEnv sets `shaping_steps` through here) stay its own.
+        if name not in self.__dict__ and "inner" in self.__dict__ and hasattr(self.inner, name):
+            setattr(self.inner, name, value)
+        else:
+            object.__setattr__(self, name, value)
+
     @property
     def dynamics(self) -> np.ndarray:
         return self.randomizer.current.copy()
@@ -83,6 +90,10 @@ class RandomizedBatchedEnv(_Randomized):
 
     def reset(self, *args: Any, **kwargs: Any) -> np.ndarray:
         return self.randomizer.noisy(self.inner.reset(*args, **kwargs))
+
+    def reset_one(self, i: int, seed: int | None = None) -> np.ndarray:
+        obs = self.inner.reset_one(i, seed)
+        return self.randomizer.noisy(obs[None], self.randomizer.noise_std[i : i + 1])[0]
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         (obs, rewards, terminated, truncated), _ = self._physics_step(

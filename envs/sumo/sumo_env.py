@@ -38,6 +38,8 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 
+from core.dynamics import DynamicsRanges
+from envs.randomization import randomized
 from envs.sumo.indexing import AgentIndex
 from envs.sumo.model import FRAME_SKIP, RING_GEOM, TIMESTEP
 from envs.sumo.rules import ShapingWeights
@@ -202,6 +204,11 @@ class SumoEnv(ParallelEnv):
         terminations = {a: ended for a in AGENTS}
         truncations = {a: truncated for a in AGENTS}
         return self._split(obs[0]), rewards, terminations, truncations, infos
+
+    def randomize(self, ranges: DynamicsRanges, seed: int | None = None) -> None:
+        """From the next reset on, every episode draws its physics from `ranges`
+        (envs/randomization); evaluation on held-out dynamics plays this way."""
+        self._vec = randomized(self._vec, ranges, seed)
 
     # -- helpers ---------------------------------------------------------------------------
 
