@@ -49,6 +49,10 @@ class ChunkBuilder:
         return self._n == self.length
 
     @property
+    def empty(self) -> bool:
+        return self._n == 0
+
+    @property
     def oldest_version(self) -> int | None:
         """The behaviour version of the chunk's first step; None while it is empty."""
         return int(self._versions[0]) if self._n else None

@@ -294,10 +294,14 @@ def evaluate_goal(
         rng = np.random.default_rng(seed)
         obs = env.reset()
         done = successes = 0
+        state = None  # a recurrent policy's, per game (zeros: a fresh episode)
         while done < episodes:
             inputs = np.concatenate([obs.observation, obs.desired_goal], axis=1)
-            batch = Batch(inputs, None, rng, spec, (), (), greedy=True)
-            obs, _, terminated, truncated, info = env.step(player.act(batch).actions)
+            decision = player.act(Batch(inputs, None, rng, spec, (), (), greedy=True, state=state))
+            obs, _, terminated, truncated, info = env.step(decision.actions)
+            state = decision.state
+            if state is not None:
+                state[terminated | truncated] = 0.0
             for g in np.flatnonzero(terminated | truncated):
                 if done < episodes:
                     done += 1

@@ -110,6 +110,11 @@ class GoalWorker:
         self._outbox: list[bytes] = []
         self._obs: GoalObs | None = None
         self._evaluating = np.zeros(n, bool)  # games playing a greedy episode
+        # A recurrent policy's state per game (zeros at each episode's start), and each
+        # track's at its chunk's first step (the chunk carries it).
+        state_dim = 2 * config.model.lstm
+        self._state = np.zeros((n, state_dim), np.float32) if state_dim else None
+        self._chunk_state = np.zeros((n, state_dim), np.float32)
         self._returns = np.zeros(n)  # training episodes' rewards so far
         self._next_poll = self._next_flush = self._next_report = 0.0
         self.league = league
@@ -128,17 +133,24 @@ class GoalWorker:
         obs = self._obs
         inputs = np.concatenate([obs.observation, obs.desired_goal], axis=1)
         player = self.lineup.player((self.pool.lineage, LEARNER))
-        actions = player.act(Batch(inputs, None, self.rng, self.spec, (), ())).actions
+        state = self._state
+        decision = player.act(Batch(inputs, None, self.rng, self.spec, (), (), state=state))
+        actions = decision.actions
         evaluating = np.flatnonzero(self._evaluating)
         if len(evaluating):  # greedy for the games that evaluate
-            greedy = Batch(inputs[evaluating], None, self.rng, self.spec, (), (), greedy=True)
-            actions[evaluating] = player.act(greedy).actions
+            rows = None if state is None else state[evaluating]
+            greedy = Batch(
+                inputs[evaluating], None, self.rng, self.spec, (), (), greedy=True, state=rows
+            )
+            actions[evaluating] = player.act(greedy).actions  # the same next state
         next_obs, rewards, terminated, truncated, info = env.step(actions)
         self.stats.env_steps += env.num_envs
         final = env.final_obs  # before any restart: what each game reached this step
         version = self.pool.learner_version
         dynamics = env.final_dynamics if self._records_dynamics else None
         for g in np.flatnonzero(~self._evaluating):
+            if state is not None and self.tracks[g].empty:
+                self._chunk_state[g] = state[g]
             self.tracks[g].add(
                 {
                     "obs": obs.observation[g],
@@ -166,7 +178,11 @@ class GoalWorker:
             self.stats.successes += success
             track = self.tracks[g]
             if track.full:
-                self._outbox.append(encode_chunk(track.take(final.observation[g])))
+                per_chunk = {} if state is None else {"recurrent_state": self._chunk_state[g]}
+                self._outbox.append(encode_chunk(track.take(final.observation[g], **per_chunk)))
+        if decision.state is not None:
+            self._state = decision.state
+            self._state[ended] = 0.0  # a new episode starts from scratch
         if len(ended):
             self._returns[ended] = 0.0
             self._new_episodes(ended)

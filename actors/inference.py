@@ -24,7 +24,15 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from actors.players import Batch, Decision, Player
-from core.nets import MASKED_LOGIT, DeterministicActor, GaussianActor, PolicyValueNet, QNet, act
+from core.nets import (
+    MASKED_LOGIT,
+    DeterministicActor,
+    GaussianActor,
+    PolicyValueNet,
+    QNet,
+    RecurrentGaussianActor,
+    act,
+)
 from envs.bots import random_legal_actions
 
 _LOG_SQRT_2PI = np.float32(0.5 * math.log(2.0 * math.pi))
@@ -153,22 +161,35 @@ def random_actions(actions: np.ndarray, probability: float, rng: np.random.Gener
 
 class SquashedGaussianPolicy:
     """SAC's actor acting: a tanh-squashed Gaussian sample, or with probability
-    `random_probability` a uniformly random action; greedy: the squashed mean."""
+    `random_probability` a uniformly random action; greedy: the squashed mean. A recurrent
+    actor reads each row's state from the batch and returns the next one."""
 
     def __init__(
-        self, net: GaussianActor, generator: torch.Generator, random_probability: float = 0.0
+        self,
+        net: GaussianActor | RecurrentGaussianActor,
+        generator: torch.Generator,
+        random_probability: float = 0.0,
     ) -> None:
         self.net, self.generator, self.random_probability = net, generator, random_probability
 
     @torch.inference_mode()
     def act(self, batch: Batch) -> Decision:
-        mean, log_std = self.net(torch.from_numpy(np.asarray(batch.obs, np.float32)))
+        x = torch.from_numpy(np.asarray(batch.obs, np.float32))
+        state = None
+        if isinstance(self.net, RecurrentGaussianActor):
+            before = batch.state
+            if before is None:
+                before = np.zeros((len(x), self.net.state_dim), np.float32)
+            mean, log_std, after = self.net.step(x, torch.from_numpy(before))
+            state = after.numpy()
+        else:
+            mean, log_std = self.net(x)
         if batch.greedy:
-            return Decision(torch.tanh(mean).numpy(), {})
+            return Decision(torch.tanh(mean).numpy(), {}, state)
         noise = torch.randn(mean.shape, generator=self.generator)
         actions = torch.tanh(mean + log_std.exp() * noise).numpy()
         random_actions(actions, self.random_probability, batch.rng)
-        return Decision(actions.astype(np.float32), {})
+        return Decision(actions.astype(np.float32), {}, state)
 
 
 class NoisyDeterministicPolicy:

@@ -26,6 +26,8 @@ class Decision(NamedTuple):
     # What the acting policy records per row for the learner, by chunk field name
     # (core/chunks.py): an actor-critic's log-probabilities and values; nothing for bots.
     stored: Mapping[str, np.ndarray]
+    # A recurrent policy's state after this step, per row (the next step's `Batch.state`).
+    state: np.ndarray | None = None
 
 
 class Player(Protocol):

@@ -29,7 +29,13 @@ from actors.inference import (
 from actors.players import Player
 from core.codec import decode_weights, weights_spec
 from core.config import ModelConfig
-from core.nets import DeterministicActor, GaussianActor, build_net, build_q_net
+from core.nets import (
+    DeterministicActor,
+    GaussianActor,
+    RecurrentGaussianActor,
+    build_net,
+    build_q_net,
+)
 from core.players import parse_snapshot_id
 from core.registry import Registry
 from core.spaces import PolicyShape
@@ -76,7 +82,9 @@ register_acting(
 register_acting(
     ActingKind(
         "squashed_gaussian",
-        lambda model, shape: GaussianActor(model, shape.input_dim, shape.num_actions),
+        lambda model, shape: (RecurrentGaussianActor if model.lstm else GaussianActor)(
+            model, shape.input_dim, shape.num_actions
+        ),
         SquashedGaussianPolicy,  # type: ignore[arg-type]
         SquashedGaussianPolicy,  # type: ignore[arg-type]
         frozenset(),

@@ -50,6 +50,8 @@ def check_job(config: JobConfig) -> None:
         game.close()
     if env.randomization is not None:
         _check_batched_randomization(config)
+    if config.model.lstm:
+        raise ConfigError("model.lstm: recurrent policies train in goal jobs (SAC) so far")
 
 
 def _check_batched_randomization(config: JobConfig) -> None:
@@ -91,8 +93,28 @@ def _check_goal_job(config: JobConfig, task: GoalTask) -> None:
                 f"{config.algorithm.name} does not act on them"
             )
         _check_randomization(config, env)
+        _check_recurrence(config, env.max_steps)
     finally:
         env.close()
+
+
+def _check_recurrence(config: JobConfig, episode_length: int) -> None:
+    """A recurrent policy (model.lstm) needs a learner that trains on sequences (SAC) whose
+    sequences fit an episode and divide the batch."""
+    if not config.model.lstm:
+        return
+    algorithm = config.algorithm
+    length = getattr(algorithm, "sequence_length", None)
+    if length is None:
+        raise ConfigError(f"model.lstm: {algorithm.name} has no recurrent learner (use sac)")
+    if length > episode_length:
+        raise ConfigError(
+            f"algorithm.sequence_length: {length} is longer than an episode ({episode_length})"
+        )
+    if algorithm.batch_size % length:  # type: ignore[attr-defined]
+        raise ConfigError(
+            f"algorithm.sequence_length: {length} must divide batch_size ({algorithm.batch_size})"  # type: ignore[attr-defined]
+        )
 
 
 def _check_randomization(config: JobConfig, env: object) -> None:

@@ -243,11 +243,14 @@ class TrajectoryChunk:
 
 def job_chunk_spec(config: JobConfig, shape: PolicyShape) -> ChunkSpec:
     """The chunks a job's actors write and its learners read, for a lineage whose policy
-    has `shape`: the optional fields its algorithm asks for, and the episode's physics
-    parameters when the job randomises them."""
+    has `shape`: the optional fields its algorithm asks for, the episode's physics
+    parameters when the job randomises them, and a recurrent policy's state at the start."""
     randomization = config.env.randomization
     dynamics_dim = len(randomization.train.ranges()) if randomization is not None else 0
-    optional = set(config.algorithm.chunk_fields) | ({"dynamics"} if dynamics_dim else set())
+    state_dim = 2 * config.model.lstm  # a recurrent policy's h and c
+    optional = set(config.algorithm.chunk_fields)
+    optional |= {"dynamics"} if dynamics_dim else set()
+    optional |= {"recurrent_state"} if state_dim else set()
     return ChunkSpec(
         obs_dim=shape.obs_dim,
         chunk_length=config.actors.chunk_length,
@@ -255,5 +258,6 @@ def job_chunk_spec(config: JobConfig, shape: PolicyShape) -> ChunkSpec:
         action_dim=shape.num_actions if shape.continuous else None,
         optional=frozenset(optional),
         goal_dim=shape.goal_dim,
+        state_dim=state_dim,
         dynamics_dim=dynamics_dim,
     )

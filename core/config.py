@@ -93,6 +93,9 @@ class ModelConfig(_Section):
     conv_channels: tuple[int, ...] = (32, 32)
     # The first kernel spans 4 cells so it can see a whole line of four at once.
     conv_kernels: tuple[int, ...] = (4, 3)
+    # > 0: the policy remembers (an LSTM cell of this many units after the MLP; SAC goal
+    # jobs), so it can tell which physics it is in from what its actions did (sim2real).
+    lstm: int = Field(0, ge=0, le=4096)
 
     @model_validator(mode="after")
     def _conv_needs_shape(self) -> ModelConfig:
@@ -249,6 +252,10 @@ class SACConfig(ContinuousReplayConfig):
     name: Literal["sac"] = "sac"
     # The temperature follows the target entropy -action_dim (automatic tuning).
     initial_alpha: float = Field(0.1, gt=0.0)
+    # A recurrent actor (model.lstm > 0) trains on sequences of this many steps from
+    # one episode, batch_size / sequence_length of them per gradient step; the steps
+    # before a sequence only warm up its state (R2D2's burn-in, from the episode's start).
+    sequence_length: int = Field(16, ge=1)
 
 
 class TD3Config(ContinuousReplayConfig):

@@ -181,13 +181,60 @@ class GaussianActor(nn.Module):
 
     def sample(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(squashed action, its log-probability) with the reparameterisation trick."""
-        mean, log_std = self(x)
-        pre = mean + log_std.exp() * torch.randn_like(mean)
-        action = torch.tanh(pre)
-        logp = (-0.5 * ((pre - mean) / log_std.exp()).pow(2) - log_std - _LOG_SQRT_2PI).sum(-1)
-        # The tanh's change of variables, in its numerically stable form.
-        logp -= (2.0 * (math.log(2.0) - pre - F.softplus(-2.0 * pre))).sum(-1)
-        return action, logp
+        return squashed_sample(*self(x))
+
+
+def squashed_sample(mean: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A tanh-squashed Gaussian sample (reparameterised) and its log-probability."""
+    pre = mean + log_std.exp() * torch.randn_like(mean)
+    action = torch.tanh(pre)
+    logp = (-0.5 * ((pre - mean) / log_std.exp()).pow(2) - log_std - _LOG_SQRT_2PI).sum(-1)
+    # The tanh's change of variables, in its numerically stable form.
+    logp -= (2.0 * (math.log(2.0) - pre - F.softplus(-2.0 * pre))).sum(-1)
+    return action, logp
+
+
+class RecurrentGaussianActor(nn.Module):
+    """SAC's policy with memory (sim2real: it can infer the physics it is in from how its
+    actions played out): the normalised input, an MLP (model.hidden), an LSTM cell of
+    model.lstm units, then the Gaussian's heads. Its state per game, h and c side by side
+    (`state_dim` floats), starts each episode at zeros."""
+
+    def __init__(self, config: ModelConfig, in_dim: int, act_dim: int) -> None:
+        super().__init__()
+        self.norm = InputNormalizer(in_dim)
+        self.torso = _torso(in_dim, config)
+        self.cell = nn.LSTMCell(config.hidden[-1], config.lstm)
+        self.mean = nn.Linear(config.lstm, act_dim)
+        self.log_std = nn.Linear(config.lstm, act_dim)
+        self.lstm_size = config.lstm
+        self.state_dim = 2 * config.lstm
+
+    def step(
+        self, x: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step for a batch: x [B, in], state [B, state_dim] -> (mean, log_std, next
+        state)."""
+        h, c = self.cell(self.torso(self.norm(x)), state.split(self.lstm_size, dim=-1))
+        low, high = GaussianActor.LOG_STD_RANGE
+        return self.mean(h), self.log_std(h).clamp(low, high), torch.cat([h, c], dim=-1)
+
+    def unroll(
+        self, x: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x [B, T, in] from `state` [B, state_dim] -> (means, log_stds [B, T, act], the
+        states before each step [B, T + 1, state_dim]: index t is what step t starts from,
+        the last one what follows the sequence)."""
+        features = self.torso(self.norm(x))
+        low, high = GaussianActor.LOG_STD_RANGE
+        h, c = state.split(self.lstm_size, dim=-1)
+        hs, states = [], [state]
+        for t in range(x.shape[1]):
+            h, c = self.cell(features[:, t], (h, c))
+            hs.append(h)
+            states.append(torch.cat([h, c], dim=-1))
+        out = torch.stack(hs, dim=1)
+        return self.mean(out), self.log_std(out).clamp(low, high), torch.stack(states, dim=1)
 
 
 class DeterministicActor(nn.Module):

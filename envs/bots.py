@@ -44,6 +44,8 @@ class Batch:
     games: Sequence[Any]
     agents: Sequence[str]
     greedy: bool = False  # the most likely action instead of a sample (evaluation)
+    # Recurrent policies: each row's state before this step ([B, state_dim]; None: zeros).
+    state: np.ndarray | None = None
 
 
 class Bot(Protocol):

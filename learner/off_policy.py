@@ -25,9 +25,10 @@ def goal_replay(job: JobConfig, shape: PolicyShape, who: str, continuous: bool) 
     if not isinstance(job.algorithm, ReplayConfig):
         raise TypeError(f"{who} needs a replay algorithm config, got {job.algorithm.name}")
     action_shape, dtype = ((shape.num_actions,), np.float32) if continuous else ((), np.int64)
+    sequences = getattr(job.algorithm, "sequence_length", 0) if job.model.lstm else 0
     return HindsightReplay(
         job.algorithm, shape, job.actors.chunk_length, task.compute_reward,
-        action_shape, np.dtype(dtype),
+        action_shape, np.dtype(dtype), sequences,
     )  # fmt: skip
 
 

@@ -15,6 +15,11 @@ Relabelling strategies (`strategy`):
 - "final": with that probability, the goal reached at the episode's end;
 - "episode": with that probability, the goal reached after a uniform step of the episode;
 - "none": never (plain experience replay).
+
+Recurrent learners sample sequences instead (`HindsightSampler.sequences`): L consecutive
+steps of one episode with one goal for all of them (relabelled as above, "future" counting
+from the sequence's first step), the rewards recomputed at every step, and the episode's
+inputs from its start, which warm up the recurrent state (burn-in).
 """
 
 from __future__ import annotations
@@ -45,6 +50,22 @@ class Transitions:
     goals: np.ndarray  # desired goal, relabelled or not
     terminal: np.ndarray  # bool: never for time-limited goal tasks
     relabelled: np.ndarray  # bool: the goal was replaced
+
+
+@dataclass
+class Sequences:
+    """n sampled sequences of L steps (recurrent learners)."""
+
+    inputs: np.ndarray  # [n, T + 1, obs + goal]: the whole episode, with this sequence's goal
+    start: np.ndarray  # [n] the sequence's first step
+    actions: np.ndarray  # [n, L, ...]
+    rewards: np.ndarray  # [n, L] recomputed for the sequence's goal at every step
+    terminal: np.ndarray  # [n, L]
+    relabelled: np.ndarray  # [n]
+
+    @property
+    def length(self) -> int:
+        return int(self.rewards.shape[1])
 
 
 class EpisodeStorage:
@@ -155,6 +176,49 @@ class HindsightSampler:
             relabelled=relabel,
         )
 
+    def sample_sequences(self, count: int, length: int, rng: np.random.Generator) -> Sequences:
+        store = self.storage
+        if store.size == 0:
+            raise ValueError("nothing stored to sample from")
+        if not 1 <= length <= store.length:
+            raise ValueError(f"sequences of {length} steps from episodes of {store.length}")
+        episodes = rng.integers(0, store.size, count)
+        start = rng.integers(0, store.length - length + 1, count)
+        relabel = rng.random(count) < self.relabel_probability
+        return self.sequences(episodes, start, length, relabel, self.goal_steps(start, rng))
+
+    def sequences(
+        self,
+        episodes: np.ndarray,
+        start: np.ndarray,
+        length: int,
+        relabel: np.ndarray,
+        goal_steps: np.ndarray,
+    ) -> Sequences:
+        """The sequences of `length` steps from `start` in `episodes`, each with one goal:
+        the goal reached after `goal_steps` where `relabel`, else the episode's own (pure:
+        the tests choose the indices)."""
+        store = self.storage
+        steps = start[:, None] + np.arange(length)  # [n, L]
+        goals = store.desired[episodes].copy()  # [n, T, G]: the episode's own, per step
+        goals[relabel] = store.achieved[episodes[relabel], goal_steps[relabel]][:, None]
+        goals = np.concatenate([goals, goals[:, -1:]], axis=1)  # the bootstrap step's too
+        rows = episodes[:, None]
+        achieved = store.achieved[rows, steps]
+        rewards = self.compute_reward(
+            achieved.reshape(-1, achieved.shape[-1]),
+            goals[np.arange(len(episodes))[:, None], steps].reshape(-1, goals.shape[-1]),
+            None,
+        )
+        return Sequences(
+            inputs=np.concatenate([store.obs[episodes], goals], axis=2),
+            start=start,
+            actions=store.actions[rows, steps],
+            rewards=np.asarray(rewards, np.float32).reshape(len(episodes), length),
+            terminal=store.terminal[rows, steps],
+            relabelled=relabel,
+        )
+
 
 class HindsightReplay:
     """The replay half of an off-policy algorithm (learner/dqn.py, sac.py, td3.py): stores
@@ -170,8 +234,18 @@ class HindsightReplay:
         compute_reward: Callable[[np.ndarray, np.ndarray, Any], np.ndarray],
         action_shape: tuple[int, ...],
         action_dtype: np.dtype,
+        sequence_length: int = 0,
     ) -> None:
-        self.config = config
+        """`sequence_length` > 0: batches are `Sequences` of that many steps, as many as
+        make `batch_size` steps (recurrent learners); else `Transitions`."""
+        if sequence_length and (
+            sequence_length > episode_length or config.batch_size % sequence_length
+        ):
+            raise ValueError(
+                f"sequences of {sequence_length} steps must fit an episode ({episode_length}) "
+                f"and divide batch_size ({config.batch_size})"
+            )
+        self.config, self.sequence_length = config, sequence_length
         self.storage = EpisodeStorage(
             max(1, config.buffer_steps // episode_length), episode_length,
             shape.obs_dim, shape.goal_dim, action_shape, action_dtype,
@@ -193,7 +267,7 @@ class HindsightReplay:
     def sample(self, batch_size: int) -> Transitions:
         return self.sampler.sample(batch_size, self.rng)
 
-    def owed_batches(self, new_steps: int) -> Iterator[Transitions]:
+    def owed_batches(self, new_steps: int) -> Iterator[Transitions | Sequences]:
         """The batches `new_steps` more stored env steps owe, one per gradient step."""
         cfg = self.config
         self.last_batches = 0
@@ -202,9 +276,13 @@ class HindsightReplay:
         self._owed += cfg.replay_ratio * new_steps / cfg.batch_size
         steps, self._owed = int(self._owed), self._owed - int(self._owed)
         self.last_batches = steps
+        length = self.sequence_length
         for _ in range(steps):
             self.gradient_steps += 1
-            yield self.sample(cfg.batch_size)
+            if length:
+                yield self.sampler.sample_sequences(cfg.batch_size // length, length, self.rng)
+            else:
+                yield self.sample(cfg.batch_size)
 
     def stats(self) -> dict[str, float]:
         """Scalars for the algorithm's update to return (GRADIENT_STEPS: this update's)."""

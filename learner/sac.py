@@ -8,6 +8,11 @@ relabelled goals too, so the actors, which receive the actor's weights, normalis
 learner does. Critic targets are r + γ (min Q_target(s', a') - α log π(a'|s')) with a' from
 the current policy, clipped to [-1/(1-γ), 0]; every target bootstraps (goal tasks end only
 by their time limit). The temperature α follows the target entropy -|A|.
+
+With a recurrent actor (model.lstm > 0) a batch is `Sequences` of L steps, one goal
+each: the actor runs from the episode's start without gradients up to the sequence
+(burn-in), then through its L steps and the one after (whose action the last target
+needs); the critics stay feed-forward and see each step's input as before.
 """
 
 from __future__ import annotations
@@ -21,10 +26,10 @@ from torch.nn import functional as F  # noqa: N812
 
 from core.chunks import TrajectoryChunk
 from core.config import JobConfig, SACConfig
-from core.nets import GaussianActor, TwinQ
+from core.nets import GaussianActor, RecurrentGaussianActor, TwinQ, squashed_sample
 from core.spaces import PolicyShape
 from learner.off_policy import as_tensors, goal_replay, update_normaliser
-from learner.replay import SeedWeights, Transitions, polyak
+from learner.replay import SeedWeights, Sequences, Transitions, polyak
 
 
 class Temperature(nn.Module):
@@ -50,7 +55,8 @@ class SAC:
         self.replay = goal_replay(job, shape, "SAC", continuous=True)
         torch.manual_seed(cfg.seed)
         dim, act = shape.input_dim, shape.num_actions
-        self.actor = GaussianActor(job.model, dim, act).to(device)
+        actor_class = RecurrentGaussianActor if job.model.lstm else GaussianActor
+        self.actor = actor_class(job.model, dim, act).to(device)
         self.critic = TwinQ(job.model, dim, act).to(device)
         self.critic_target = TwinQ(job.model, dim, act).to(device)
         self.critic_target.load_state_dict(self.critic.state_dict())
@@ -88,16 +94,70 @@ class SAC:
         update_normaliser(self.actor.norm, self.replay, new_steps, self.device)
         stats: dict[str, float] = {}
         for batch in self.replay.owed_batches(new_steps):
-            stats = self._gradient_step(batch)
+            if isinstance(batch, Sequences):
+                stats = self._sequence_step(batch)
+            else:
+                stats = self._gradient_step(batch)
         return {**stats, **self.replay.stats()}
 
     def _gradient_step(self, batch: Transitions) -> dict[str, float]:
-        cfg = self.config
         x, x_next, actions, rewards, alive = as_tensors(batch, self.device)
+        with torch.no_grad():
+            next_action, next_logp = self.actor.sample(x_next)
+        new_action, logp = self.actor.sample(x)  # the actor's loss needs its gradient
+        return self._losses(
+            x, x_next, actions, rewards, alive, (next_action, next_logp), (new_action, logp)
+        )
+
+    def _sequence_step(self, batch: Sequences) -> dict[str, float]:
+        actor = self.actor
+        assert isinstance(actor, RecurrentGaussianActor)
+        n, length = len(batch.start), batch.length
+
+        def t(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device)
+
+        inputs = t(batch.inputs)  # [n, T + 1, D]
+        rows = torch.arange(n, device=self.device)
+        start = torch.from_numpy(batch.start).to(self.device)
+        with torch.no_grad():  # burn-in: the state each sequence starts from
+            zeros = torch.zeros(n, actor.state_dim, device=self.device)
+            _, _, states = actor.unroll(inputs[:, : int(batch.start.max()) + 1], zeros)
+            state = states[rows, start]
+        window = inputs[
+            rows[:, None], start[:, None] + torch.arange(length + 1, device=self.device)
+        ]
+        mean, log_std, _ = actor.unroll(window, state)  # [n, L + 1, A]
+        sampled, logp = squashed_sample(mean, log_std)
+        flat = lambda x: x.reshape(n * length, *x.shape[2:])  # noqa: E731
+        return self._losses(
+            flat(window[:, :-1]),
+            flat(window[:, 1:]),
+            flat(t(batch.actions)),
+            flat(t(batch.rewards)),
+            1.0 - flat(t(batch.terminal)),
+            (flat(sampled[:, 1:].detach()), flat(logp[:, 1:].detach())),
+            (flat(sampled[:, :-1]), flat(logp[:, :-1])),
+        )
+
+    def _losses(
+        self,
+        x: torch.Tensor,
+        x_next: torch.Tensor,
+        actions: torch.Tensor,
+        rewards: torch.Tensor,
+        alive: torch.Tensor,
+        next_sample: tuple[torch.Tensor, torch.Tensor],
+        new_sample: tuple[torch.Tensor, torch.Tensor],
+    ) -> dict[str, float]:
+        """One gradient step of the critics, the actor and the temperature. `next_sample`:
+        the current policy's action at x_next and its log-probability (no gradient);
+        `new_sample`: the same at x, with the actor's gradient."""
+        cfg = self.config
         alpha = self.temperature.alpha.detach()
         with torch.no_grad():
             norm_x, norm_next = self.actor.norm(x), self.actor.norm(x_next)
-            next_action, next_logp = self.actor.sample(x_next)
+            next_action, next_logp = next_sample
             q1_next, q2_next = self.critic_target(norm_next, next_action)
             y = rewards + cfg.gamma * alive * (torch.min(q1_next, q2_next) - alpha * next_logp)
             if cfg.clip_target:
@@ -108,7 +168,7 @@ class SAC:
         critic_loss.backward()
         self.critic_adam.step()
 
-        new_action, logp = self.actor.sample(x)
+        new_action, logp = new_sample
         q1_new, q2_new = self.critic(norm_x, new_action)
         actor_loss = (alpha * logp - torch.min(q1_new, q2_new)).mean()
         self.actor_adam.zero_grad(set_to_none=True)

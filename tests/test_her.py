@@ -186,20 +186,24 @@ def test_dqn_with_her_learns_ten_bits(
     assert episodes >= 100 and successes >= 0.95 * episodes, (episodes, successes)
 
 
-@pytest.mark.parametrize("algorithm", ["sac", "td3"])
+@pytest.mark.parametrize(
+    ("algorithm", "lstm"), [("sac", 0), ("td3", 0), ("sac", 32)], ids=["sac", "td3", "sac-lstm"]
+)
 def test_continuous_learners_with_her_reach_points(
-    algorithm: str, redis_client: redis.Redis, league: LeagueClient, tmp_path
+    algorithm: str, lstm: int, redis_client: redis.Redis, league: LeagueClient, tmp_path
 ) -> None:
     """SAC and TD3 through the same stream, replay and normaliser as on Fetch, on the
-    point task (a random policy: ~1% success)."""
+    point task (a random policy: ~1% success); SAC with a recurrent actor too (sequences
+    of 8 steps, 16 per batch, the state carried by the actors)."""
+    sequences = {"sequence_length": 8} if lstm else {}
     cfg = parse_config(
         {
             "job": f"point_{algorithm}",
             "env": {"name": "envs.goal.point"},
-            "model": {"hidden": [64, 64]},
+            "model": {"hidden": [64, 64], "lstm": lstm},
             "algorithm": {
                 "name": algorithm, "batch_chunks": 8, "batch_size": 128,
-                "replay_ratio": 64, "learning_starts": 400,
+                "replay_ratio": 64, "learning_starts": 400, **sequences,
             },
             "actors": {"envs_per_actor": 8, "chunk_length": 20},
             "league": {"eval_fraction": 0.5},
