@@ -37,6 +37,7 @@ from core.chunks import TrajectoryChunk  # noqa: E402
 from core.config import JobConfig, ReplayConfig, load_config  # noqa: E402
 from core.spaces import PolicyShape  # noqa: E402
 from envs.goal import GoalVectorEnv, goal_task  # noqa: E402
+from envs.randomization import randomized  # noqa: E402
 from learner.algorithm import GRADIENT_STEPS, build_algorithm  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def random_episodes(env: GoalVectorEnv, count: int, rng: np.random.Generator) ->
     out: list[TrajectoryChunk] = []
     obs = env.reset()
     while len(out) < count:
-        rows: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "ach", "des")}
+        rows: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "ach", "des", "dyn")}
         for _ in range(t):
             if env.continuous:
                 actions = rng.uniform(-1, 1, (n, env.num_actions)).astype(np.float32)
@@ -57,6 +58,7 @@ def random_episodes(env: GoalVectorEnv, count: int, rng: np.random.Generator) ->
             rows["act"].append(actions)
             obs, _, _, _, _ = env.step(actions)
             rows["ach"].append(env.final_obs.achieved_goal)
+            rows["dyn"].append(getattr(env, "final_dynamics", np.zeros((n, 0), np.float32)))
         final = env.final_obs.observation
         stacked = {k: np.stack(v, axis=1) for k, v in rows.items()}  # [games, T, ...]
         for g in range(n):
@@ -75,6 +77,7 @@ def random_episodes(env: GoalVectorEnv, count: int, rng: np.random.Generator) ->
                     desired_goal=stacked["des"][g],
                     achieved_goal=stacked["ach"][g],
                     is_success=np.zeros(t, bool),
+                    dynamics=stacked["dyn"][g].astype(np.float32) if stacked["dyn"].size else None,
                 )  # fmt: skip
             )
     return out[:count]
@@ -135,6 +138,8 @@ def main() -> None:
     if task is None or not isinstance(config.algorithm, ReplayConfig):
         raise SystemExit(f"{args.config} is no goal job with an off-policy algorithm")
     env = task.make(8, seed=1, **dict(config.env.kwargs))
+    if config.env.randomization is not None:  # sim2real: chunks carry each episode's physics
+        env = randomized(env, config.env.randomization.train, seed=1)
     episodes = random_episodes(env, args.episodes, np.random.default_rng(1))
     env.close()
     devices = [torch.device("cpu")]

@@ -94,6 +94,13 @@ def _check_goal_job(config: JobConfig, task: GoalTask) -> None:
             )
         _check_randomization(config, env)
         _check_recurrence(config, env.max_steps)
+        randomization = config.env.randomization
+        omniscient = getattr(config.algorithm, "omniscient_critic", False)
+        if omniscient and (randomization is None or not randomization.train.ranges()):
+            raise ConfigError(
+                "algorithm.omniscient_critic: the critic reads the episode's physics, but "
+                "env.randomization.train varies none"
+            )
     finally:
         env.close()
 

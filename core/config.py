@@ -256,6 +256,9 @@ class SACConfig(ContinuousReplayConfig):
     # one episode, batch_size / sequence_length of them per gradient step; the steps
     # before a sequence only warm up its state (R2D2's burn-in, from the episode's start).
     sequence_length: int = Field(16, ge=1)
+    # Sim2real: the critics also read the episode's physics parameters (Peng et al.'s
+    # "omniscient" critic); the policy never does. Needs env.randomization.
+    omniscient_critic: bool = False
 
 
 class TD3Config(ContinuousReplayConfig):

@@ -4,6 +4,8 @@ feeding, and a sampled batch as tensors."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -26,10 +28,29 @@ def goal_replay(job: JobConfig, shape: PolicyShape, who: str, continuous: bool) 
         raise TypeError(f"{who} needs a replay algorithm config, got {job.algorithm.name}")
     action_shape, dtype = ((shape.num_actions,), np.float32) if continuous else ((), np.int64)
     sequences = getattr(job.algorithm, "sequence_length", 0) if job.model.lstm else 0
+    randomization = job.env.randomization
+    dynamics_dim = len(randomization.train.ranges()) if randomization is not None else 0
     return HindsightReplay(
         job.algorithm, shape, job.actors.chunk_length, task.compute_reward,
-        action_shape, np.dtype(dtype), sequences,
+        action_shape, np.dtype(dtype), sequences, dynamics_dim,
     )  # fmt: skip
+
+
+def scaled_dynamics(job: JobConfig, device: torch.device) -> Callable[[np.ndarray], torch.Tensor]:
+    """The episode's physics parameters as an omniscient critic reads them: each mapped
+    from its training range onto [-1, 1] (0 for a parameter held at one value)."""
+    randomization = job.env.randomization
+    if randomization is None or not randomization.train.ranges():
+        raise ValueError("an omniscient critic needs env.randomization.train ranges")
+    bounds = np.array(list(randomization.train.ranges().values()), np.float32)
+    low, span = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
+    safe = np.where(span > 0, span, 1.0)
+
+    def scale(values: np.ndarray) -> torch.Tensor:
+        scaled = np.where(span > 0, 2.0 * (values - low) / safe - 1.0, 0.0)
+        return torch.from_numpy(scaled.astype(np.float32)).to(device)
+
+    return scale
 
 
 def update_normaliser(

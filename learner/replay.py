@@ -50,6 +50,7 @@ class Transitions:
     goals: np.ndarray  # desired goal, relabelled or not
     terminal: np.ndarray  # bool: never for time-limited goal tasks
     relabelled: np.ndarray  # bool: the goal was replaced
+    dynamics: np.ndarray | None = None  # [B, P] the episode's physics (sim2real jobs)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Sequences:
     rewards: np.ndarray  # [n, L] recomputed for the sequence's goal at every step
     terminal: np.ndarray  # [n, L]
     relabelled: np.ndarray  # [n]
+    dynamics: np.ndarray | None = None  # [n, P] the episode's physics (sim2real jobs)
 
     @property
     def length(self) -> int:
@@ -79,7 +81,10 @@ class EpisodeStorage:
         goal_dim: int,
         action_shape: tuple[int, ...],
         action_dtype: np.dtype,
+        dynamics_dim: int = 0,
     ) -> None:
+        """`dynamics_dim` > 0: each episode's physics parameters are kept too (the chunks'
+        `dynamics` rows, one draw per episode)."""
         if capacity < 1 or length < 1:
             raise ValueError("EpisodeStorage needs capacity >= 1 and length >= 1")
         self.capacity, self.length = capacity, length
@@ -88,6 +93,7 @@ class EpisodeStorage:
         self.desired = np.zeros((capacity, length, goal_dim), np.float32)
         self.actions = np.zeros((capacity, length, *action_shape), action_dtype)
         self.terminal = np.zeros((capacity, length), bool)
+        self.dynamics = np.zeros((capacity, dynamics_dim), np.float32)
         self.size = 0  # episodes stored
         self.added = 0  # episodes ever written
         self._next = 0
@@ -99,7 +105,11 @@ class EpisodeStorage:
             raise ValueError(f"an episode has {self.length} steps, this chunk {chunk.num_steps}")
         if chunk.desired_goal is None or chunk.achieved_goal is None:
             raise ValueError("replayed chunks need desired_goal and achieved_goal")
+        if self.dynamics.shape[1] and chunk.dynamics is None:
+            raise ValueError("this replay keeps each episode's physics: the chunk has none")
         i = self._next
+        if self.dynamics.shape[1]:
+            self.dynamics[i] = chunk.dynamics[0]  # type: ignore[index]
         self.obs[i, :-1] = chunk.obs
         self.obs[i, -1] = chunk.bootstrap_obs
         self.achieved[i] = chunk.achieved_goal
@@ -174,6 +184,7 @@ class HindsightSampler:
             goals=goals,
             terminal=store.terminal[episodes, steps],
             relabelled=relabel,
+            dynamics=store.dynamics[episodes],
         )
 
     def sample_sequences(self, count: int, length: int, rng: np.random.Generator) -> Sequences:
@@ -217,6 +228,7 @@ class HindsightSampler:
             rewards=np.asarray(rewards, np.float32).reshape(len(episodes), length),
             terminal=store.terminal[rows, steps],
             relabelled=relabel,
+            dynamics=store.dynamics[episodes],
         )
 
 
@@ -235,6 +247,7 @@ class HindsightReplay:
         action_shape: tuple[int, ...],
         action_dtype: np.dtype,
         sequence_length: int = 0,
+        dynamics_dim: int = 0,
     ) -> None:
         """`sequence_length` > 0: batches are `Sequences` of that many steps, as many as
         make `batch_size` steps (recurrent learners); else `Transitions`."""
@@ -248,7 +261,7 @@ class HindsightReplay:
         self.config, self.sequence_length = config, sequence_length
         self.storage = EpisodeStorage(
             max(1, config.buffer_steps // episode_length), episode_length,
-            shape.obs_dim, shape.goal_dim, action_shape, action_dtype,
+            shape.obs_dim, shape.goal_dim, action_shape, action_dtype, dynamics_dim,
         )  # fmt: skip
         self.sampler = HindsightSampler(
             self.storage, compute_reward, config.her.strategy, config.her.k

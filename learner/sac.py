@@ -13,6 +13,10 @@ With a recurrent actor (model.lstm > 0) a batch is `Sequences` of L steps, one g
 each: the actor runs from the episode's start without gradients up to the sequence
 (burn-in), then through its L steps and the one after (whose action the last target
 needs); the critics stay feed-forward and see each step's input as before.
+
+`omniscient_critic`: the critics read the episode's physics parameters beside their
+input (scaled to [-1, 1] by the training ranges); the actor, which the actors act with,
+never sees them.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from core.chunks import TrajectoryChunk
 from core.config import JobConfig, SACConfig
 from core.nets import GaussianActor, RecurrentGaussianActor, TwinQ, squashed_sample
 from core.spaces import PolicyShape
-from learner.off_policy import as_tensors, goal_replay, update_normaliser
+from learner.off_policy import as_tensors, goal_replay, scaled_dynamics, update_normaliser
 from learner.replay import SeedWeights, Sequences, Transitions, polyak
 
 
@@ -57,8 +61,10 @@ class SAC:
         dim, act = shape.input_dim, shape.num_actions
         actor_class = RecurrentGaussianActor if job.model.lstm else GaussianActor
         self.actor = actor_class(job.model, dim, act).to(device)
-        self.critic = TwinQ(job.model, dim, act).to(device)
-        self.critic_target = TwinQ(job.model, dim, act).to(device)
+        self._dynamics = scaled_dynamics(job, device) if cfg.omniscient_critic else None
+        extra = self.replay.storage.dynamics.shape[1] if cfg.omniscient_critic else 0
+        self.critic = TwinQ(job.model, dim + extra, act).to(device)
+        self.critic_target = TwinQ(job.model, dim + extra, act).to(device)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.temperature = Temperature(cfg.initial_alpha).to(device)
         self.target_entropy = -float(act)
@@ -105,9 +111,9 @@ class SAC:
         with torch.no_grad():
             next_action, next_logp = self.actor.sample(x_next)
         new_action, logp = self.actor.sample(x)  # the actor's loss needs its gradient
-        return self._losses(
-            x, x_next, actions, rewards, alive, (next_action, next_logp), (new_action, logp)
-        )
+        next_sample, new_sample = (next_action, next_logp), (new_action, logp)
+        seen = self._critic_view(batch.dynamics, 1)
+        return self._losses(x, x_next, actions, rewards, alive, next_sample, new_sample, seen)
 
     def _sequence_step(self, batch: Sequences) -> dict[str, float]:
         actor = self.actor
@@ -138,7 +144,17 @@ class SAC:
             1.0 - flat(t(batch.terminal)),
             (flat(sampled[:, 1:].detach()), flat(logp[:, 1:].detach())),
             (flat(sampled[:, :-1]), flat(logp[:, :-1])),
+            self._critic_view(batch.dynamics, length),
         )
+
+    def _critic_view(self, dynamics: np.ndarray | None, repeat: int) -> torch.Tensor | None:
+        """What an omniscient critic reads besides the input, per row (each episode's
+        parameters `repeat` times in a row: a sequence's steps); None otherwise."""
+        if self._dynamics is None:
+            return None
+        if dynamics is None:
+            raise ValueError("the omniscient critic needs each episode's physics")
+        return self._dynamics(np.repeat(dynamics, repeat, axis=0))
 
     def _losses(
         self,
@@ -149,14 +165,21 @@ class SAC:
         alive: torch.Tensor,
         next_sample: tuple[torch.Tensor, torch.Tensor],
         new_sample: tuple[torch.Tensor, torch.Tensor],
+        known: torch.Tensor | None = None,
     ) -> dict[str, float]:
         """One gradient step of the critics, the actor and the temperature. `next_sample`:
         the current policy's action at x_next and its log-probability (no gradient);
-        `new_sample`: the same at x, with the actor's gradient."""
+        `new_sample`: the same at x, with the actor's gradient; `known`: what only the
+        critics read (the omniscient critic's physics), per row."""
         cfg = self.config
         alpha = self.temperature.alpha.detach()
         with torch.no_grad():
             norm_x, norm_next = self.actor.norm(x), self.actor.norm(x_next)
+            if known is not None:
+                norm_x, norm_next = (
+                    torch.cat([norm_x, known], -1),
+                    torch.cat([norm_next, known], -1),
+                )
             next_action, next_logp = next_sample
             q1_next, q2_next = self.critic_target(norm_next, next_action)
             y = rewards + cfg.gamma * alive * (torch.min(q1_next, q2_next) - alpha * next_logp)

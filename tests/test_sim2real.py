@@ -29,6 +29,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 CONFIG = Path(__file__).parent.parent / "configs" / "sim2real_fetch_push.yaml"
 
 
+def _json_line(output: str) -> dict:
+    """The JSON object `selfplay eval --json` printed (library warnings may follow it)."""
+    return json.loads(next(line for line in output.splitlines() if line.startswith("{")))
+
+
 def _small(**overrides: object) -> list[str]:
     sets = {
         "model.hidden": "[32]",
@@ -75,10 +80,16 @@ def test_the_sim2real_config_loads_and_its_checks_name_the_problem() -> None:
     assert load_config(CONFIG) == parse_config(__import__("yaml").safe_load(dump_config(cfg)))
 
 
+@pytest.mark.parametrize("arm", ["feed-forward", "lstm-omniscient"])
 def test_goal_actors_record_each_episodes_physics_and_never_a_heldout_set(
-    redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
+    arm: str, redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
 ) -> None:
-    cfg = load_config(CONFIG, _small())
+    """The learner trains on them too: the feed-forward SAC, and the recurrent one whose
+    critics read each episode's physics (the comparison arms of the sim2real config)."""
+    lstm = arm != "feed-forward"
+    extra = {"model.lstm": 16 if lstm else 0, "algorithm.omniscient_critic": str(lstm).lower()}
+    cfg = load_config(CONFIG, _small(**extra))
+    check_job(cfg)
     randomization = cfg.env.randomization
     assert randomization is not None
     stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
@@ -115,12 +126,16 @@ def test_goal_actors_record_each_episodes_physics_and_never_a_heldout_set(
     while learner.step(block_ms=0):  # the learner takes them all
         pass
     assert learner.counters.chunks_rejected == 0 and learner.counters.steps_trained > 0
+    assert learner.counters.gradient_steps > 0
+    critic_inputs = learner.algorithm.critic.q1[0][0].in_features  # type: ignore[attr-defined]
+    assert critic_inputs == 25 + 3 + 4 + (10 if arm != "feed-forward" else 0)
 
 
 def test_eval_plays_nominal_training_and_heldout_dynamics(
     redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
 ) -> None:
-    cfg = load_config(CONFIG, _small())
+    feed_forward = {"model.lstm": 0, "algorithm.omniscient_critic": "false"}
+    cfg = load_config(CONFIG, _small(**feed_forward))  # as the plain run below
     stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
     store = WeightStore(redis_client, cfg.job)
     learner = Learner(cfg, tmp_path, stream, store, league, 25, 4, continuous=True, goal_dim=3)
@@ -132,7 +147,7 @@ def test_eval_plays_nominal_training_and_heldout_dynamics(
     def run(*args: str) -> dict:
         result = runner.invoke(app, ["eval", str(tmp_path), "--episodes", "3", "--json", *args])
         assert result.exit_code == 0, result.output
-        return json.loads(result.output.strip().splitlines()[-1])
+        return _json_line(result.output)
 
     assert run()["dynamics"] == "nominal" and run()["episodes"] == 3
     assert run("--dynamics", "train")["dynamics"] == "train"
@@ -169,9 +184,7 @@ def test_eval_plays_nominal_training_and_heldout_dynamics(
         ],
     )
     assert other.exit_code == 0, other.output
-    assert set(json.loads(other.output.strip().splitlines()[-1])["sets"]) == set(
-        cfg.env.randomization.heldout
-    )
+    assert set(_json_line(other.output)["sets"]) == set(cfg.env.randomization.heldout)
 
 
 def test_heldout_points_are_single_values() -> None:
@@ -265,9 +278,26 @@ def test_two_seat_eval_plays_each_heldout_body(
     args = ["eval", str(tmp_path), "--games", "4", "--opponent", "charge", "--json"]
     result = CliRunner().invoke(app, [*args, "--dynamics", "heldout"])
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.output.strip().splitlines()[-1])
+    doc = _json_line(result.output)
     assert set(doc["sets"]) == set(randomization.heldout)
     assert doc["games"] == 4 * len(randomization.heldout)
     assert doc["wins"] == sum(s["wins"] for s in doc["sets"].values())
-    nominal_doc = json.loads(CliRunner().invoke(app, args).output.strip().splitlines()[-1])
+    nominal_doc = _json_line(CliRunner().invoke(app, args).output)
     assert nominal_doc["dynamics"] == "nominal" and nominal_doc["games"] == 4
+
+
+def test_eval_carries_a_recurrent_policys_state(
+    redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
+) -> None:
+    cfg = load_config(CONFIG, [*_small(**{"model.lstm": 8}), "job=sim2real_lstm_eval"])
+    stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
+    store = WeightStore(redis_client, cfg.job)
+    learner = Learner(cfg, tmp_path, stream, store, league, 25, 4, continuous=True, goal_dim=3)
+    learner.start()
+    learner.checkpoint()
+    (tmp_path / "config.yaml").write_text(dump_config(cfg))
+    args = ["eval", str(tmp_path), "--episodes", "2", "--json", "--dynamics", "heldout"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    doc = _json_line(result.output)
+    assert doc["episodes"] == 2 * len(doc["sets"]) == 2 * len(cfg.env.randomization.heldout)
