@@ -17,7 +17,7 @@ from cluster.checks import check_job
 from cluster.cli import app
 from core.chunks import job_chunk_spec
 from core.codec import decode_chunk
-from core.config import ConfigError, dump_config, load_config, parse_config
+from core.config import ConfigError, JobConfig, dump_config, load_config, parse_config
 from core.dynamics import DynamicsRanges
 from core.spaces import PolicyShape
 from league.client import LeagueClient
@@ -131,17 +131,33 @@ def test_goal_actors_record_each_episodes_physics_and_never_a_heldout_set(
     assert critic_inputs == 25 + 3 + 4 + (10 if arm != "feed-forward" else 0)
 
 
+def _checkpointed_run(
+    cfg: JobConfig,
+    redis_client: redis.Redis,
+    league: LeagueClient,
+    run_dir: Path,
+    dims: tuple[int, int, int] = (25, 4, 3),
+) -> Learner:
+    """A run dir holding `cfg` and its learner's first checkpoint (obs, actions, goal
+    sizes `dims`; goal size 0: a two-seat game)."""
+    obs_dim, actions, goal_dim = dims
+    stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
+    store = WeightStore(redis_client, cfg.job)
+    learner = Learner(
+        cfg, run_dir, stream, store, league, obs_dim, actions, continuous=True, goal_dim=goal_dim
+    )
+    learner.start()
+    learner.checkpoint()
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    return learner
+
+
 def test_eval_plays_nominal_training_and_heldout_dynamics(
     redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
 ) -> None:
     feed_forward = {"model.lstm": 0, "algorithm.omniscient_critic": "false"}
     cfg = load_config(CONFIG, _small(**feed_forward))  # as the plain run below
-    stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
-    store = WeightStore(redis_client, cfg.job)
-    learner = Learner(cfg, tmp_path, stream, store, league, 25, 4, continuous=True, goal_dim=3)
-    learner.start()
-    learner.checkpoint()
-    (tmp_path / "config.yaml").write_text(dump_config(cfg))
+    learner = _checkpointed_run(cfg, redis_client, league, tmp_path)
     runner = CliRunner()
 
     def run(*args: str) -> dict:
@@ -267,14 +283,7 @@ def test_two_seat_eval_plays_each_heldout_body(
     assert np.allclose(game.env.model.body_mass[1:], 3.0 * nominal[1:])
     game.close()
     spec = Game(cfg.env.name, cfg.env.api, cfg.env.kwargs).spec
-    stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
-    store = WeightStore(redis_client, cfg.job)
-    learner = Learner(
-        cfg, tmp_path, stream, store, league, spec.obs_dim, spec.num_actions, continuous=True
-    )
-    learner.start()
-    learner.checkpoint()
-    (tmp_path / "config.yaml").write_text(dump_config(cfg))
+    _checkpointed_run(cfg, redis_client, league, tmp_path, (spec.obs_dim, spec.num_actions, 0))
     args = ["eval", str(tmp_path), "--games", "4", "--opponent", "charge", "--json"]
     result = CliRunner().invoke(app, [*args, "--dynamics", "heldout"])
     assert result.exit_code == 0, result.output
@@ -290,12 +299,7 @@ def test_eval_carries_a_recurrent_policys_state(
     redis_client: redis.Redis, league: LeagueClient, tmp_path: Path
 ) -> None:
     cfg = load_config(CONFIG, [*_small(**{"model.lstm": 8}), "job=sim2real_lstm_eval"])
-    stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
-    store = WeightStore(redis_client, cfg.job)
-    learner = Learner(cfg, tmp_path, stream, store, league, 25, 4, continuous=True, goal_dim=3)
-    learner.start()
-    learner.checkpoint()
-    (tmp_path / "config.yaml").write_text(dump_config(cfg))
+    _checkpointed_run(cfg, redis_client, league, tmp_path)
     args = ["eval", str(tmp_path), "--episodes", "2", "--json", "--dynamics", "heldout"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
