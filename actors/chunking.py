@@ -43,6 +43,8 @@ class ChunkBuilder:
         self._buffers = buffers
         self._versions = buffers[names.index("policy_versions")]
         self._n = 0
+        # A recurrent policy's state before the chunk's first step (set with that row).
+        self.start_state: np.ndarray | None = None
 
     @property
     def full(self) -> bool:
@@ -98,9 +100,13 @@ class TrackPool:
     latest self trains two), nor through eval games, which train none.
     """
 
-    def __init__(self, tracks: list[ChunkBuilder]) -> None:
+    def __init__(self, tracks: list[ChunkBuilder], switch: bool = True) -> None:
+        """`switch` False (recurrent policies): an agent keeps its track at a chunk
+        boundary, so rows after an episode's end in a chunk always start an episode (and
+        the policy's state there is zeros)."""
         if not tracks:
             raise ValueError("a track pool needs tracks")
+        self.switch = switch
         self._all = list(tracks)
         self._empty = list(reversed(tracks))  # idle, nothing in them; pop() takes the first
         self._partial: list[ChunkBuilder] = []  # idle, part-filled
@@ -119,7 +125,7 @@ class TrackPool:
 
     def after_chunk(self, track: ChunkBuilder) -> ChunkBuilder:
         """The track to continue with after `track`'s chunk went out (it is empty now)."""
-        if not self._partial:
+        if not self._partial or not self.switch:
             return track
         stale = self._partial.pop(self._stalest())
         self._empty.append(track)

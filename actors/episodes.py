@@ -129,7 +129,7 @@ class Episodes:
                 # actor ids carry a fresh suffix per incarnation.
                 tracks.append(ChunkBuilder(chunk_spec, stream, self.actor_id, index))
                 index += 1
-            pools[lineage] = TrackPool(tracks)
+            pools[lineage] = TrackPool(tracks, switch=not config.model.lstm)
         return pools
 
     def start(self, slot: Slot) -> None:
@@ -161,20 +161,29 @@ class Episodes:
         slot.game.reset(seed=int(self.rng.integers(2**31)))
 
     def record(
-        self, slot: Slot, agent: str, values: Sequence[Any], next_obs: np.ndarray | None
+        self,
+        slot: Slot,
+        agent: str,
+        values: Sequence[Any],
+        next_obs: np.ndarray | None,
+        state: np.ndarray | None = None,
     ) -> None:
         """One closed transition of trained `agent`: its decision and the reward it got
         until it acted again (`next_obs` is what it then saw) or the episode ended
-        (`next_obs` None; "dones" is then True), as values in `step_names` order. A
-        chunk that fills up goes to the outbox."""
+        (`next_obs` None; "dones" is then True), as values in `step_names` order; `state`:
+        a recurrent policy's state before the decision. A chunk that fills up goes to
+        the outbox."""
         lineage = slot.seats[agent][0]
         track = slot.track_of[agent]
+        if track.empty:
+            track.start_state = state
         track.add_row(values)
         self.stats.learner_steps += 1
         if track.full:
             # After a terminal step the bootstrap value is multiplied by 0 anyway.
             bootstrap = next_obs if next_obs is not None else self._no_obs[lineage]
-            self.outbox[lineage].append(encode_chunk(track.take(bootstrap)))
+            start = {} if track.start_state is None else {"recurrent_state": track.start_state}
+            self.outbox[lineage].append(encode_chunk(track.take(bootstrap, **start)))
             slot.track_of[agent] = self.tracks[lineage].after_chunk(track)
 
     def finish(self, slot: Slot) -> None:

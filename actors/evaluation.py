@@ -104,11 +104,13 @@ def choose_actions(
     opponent: Player,
     rng: np.random.Generator,
     greedy: bool = True,
+    states: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray | int]:
     """The actions of every agent that must move now: `me` (an agent, or a team's agents)
     plays `policy` (greedily unless `greedy` is False), everyone else the opponent (a
     network, which samples, or a bot). Shared by `play_games` and `selfplay replay`, so a
-    replay with the same seed shows the games eval scored."""
+    replay with the same seed shows the games eval scored. `states`: recurrent policies'
+    state per agent this episode (updated here; a new episode starts from an empty dict)."""
     mine = {me} if isinstance(me, str) else set(me)
     chosen: dict[str, np.ndarray | int] = {}
     for agent in game.to_act():
@@ -116,8 +118,14 @@ def choose_actions(
         spec = game.teams[game.team_of[agent]]
         ours = agent in mine
         masks = None if mask is None else mask[None]
-        batch = Batch(obs[None], masks, rng, spec, [game], [agent], greedy=greedy and ours)
-        action = (policy if ours else opponent).act(batch).actions[0]
+        state = None if states is None or agent not in states else states[agent][None]
+        batch = Batch(
+            obs[None], masks, rng, spec, [game], [agent], greedy=greedy and ours, state=state
+        )
+        decision = (policy if ours else opponent).act(batch)
+        action = decision.actions[0]
+        if states is not None and decision.state is not None:
+            states[agent] = decision.state[0]
         chosen[agent] = action if spec.continuous else int(action)
     return chosen
 
@@ -149,8 +157,9 @@ def play_games(
         else:
             mine = game.teams[team].agents
             theirs = tuple(a for a in game.agents if a not in mine)
+        states: dict[str, np.ndarray] = {}  # recurrent players' memory, this game only
         while not game.done:
-            game.step(choose_actions(game, mine, policy, opponent, rng, greedy))
+            game.step(choose_actions(game, mine, policy, opponent, rng, greedy, states))
         scoring = None
         if team is not None and env.scoring_team is not None:
             scoring = "a" if env.scoring_team == team else "b"

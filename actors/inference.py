@@ -31,7 +31,9 @@ from core.nets import (
     PolicyValueNet,
     QNet,
     RecurrentGaussianActor,
+    RecurrentPolicyValueNet,
     act,
+    act_recurrent,
 )
 from envs.bots import random_legal_actions
 
@@ -55,7 +57,13 @@ class TorchPolicy:
         self.net, self.generator = net, generator
 
     def act(self, batch: Batch) -> Decision:
-        actions, logp, values = act(self.net, batch.obs, batch.mask, self.generator, batch.greedy)
+        net, obs, mask, greedy = self.net, batch.obs, batch.mask, batch.greedy
+        if isinstance(net, RecurrentPolicyValueNet):
+            actions, logp, values, state = act_recurrent(
+                net, obs, mask, self.generator, greedy, batch.state
+            )
+            return Decision(actions, {"behaviour_logp": logp, "values": values}, state)
+        actions, logp, values = act(net, obs, mask, self.generator, greedy)
         return Decision(actions, {"behaviour_logp": logp, "values": values})
 
 
@@ -84,6 +92,8 @@ class NumpyMlpPolicy:
 
     @staticmethod
     def supports(net: PolicyValueNet) -> bool:
+        if isinstance(net, RecurrentPolicyValueNet):
+            return False
         modules = list(net.torso) if isinstance(net.torso, nn.Sequential) else [net.torso]
         return bool(modules) and all(isinstance(m, nn.Linear | nn.ReLU | nn.Tanh) for m in modules)
 

@@ -215,13 +215,14 @@ def replay(
                 players = f"{who} ({me}) vs {opponent}"
                 frame = _scaled(_first_render(game) if g == 0 else game.render(), size)
                 start, steps = writer.frames, 0
+                states: dict[str, np.ndarray] = {}  # recurrent players' memory, this episode
                 while not game.done and (max_steps is None or steps < max_steps):
                     if caption:
                         frame = _captioned(
                             frame, [players, f"episode {g + 1}/{episodes}  step {steps}"]
                         )
                     writer.append(frame)
-                    game.step(choose_actions(game, me, policy, opp, rng, greedy))
+                    game.step(choose_actions(game, me, policy, opp, rng, greedy, states))
                     steps += 1
                     frame = _scaled(game.render(), size)
                 if game.done:

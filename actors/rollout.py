@@ -58,6 +58,7 @@ class _Pending:
 
     row: list[Any]
     reward: float = 0.0
+    state: np.ndarray | None = None  # a recurrent policy's, before the decision
 
 
 class GameStepper:
@@ -72,12 +73,17 @@ class GameStepper:
         self.rng = rng
         self.pending: dict[tuple[int, str], _Pending] = {}  # (slot, agent) -> open decision
         self._positions: dict[str, dict[str, int]] = {}  # lineage -> chunk field -> row index
+        # A recurrent policy's state per (slot, agent) this episode (absent: zeros).
+        self._state_dim = 2 * config.model.lstm
+        self._state: dict[tuple[int, str], np.ndarray] = {}
 
     def step(self, episodes: Episodes, lineup: Lineup) -> None:
         rows_of: dict[Seat, list[tuple[Slot, str, np.ndarray, np.ndarray | None]]] = {}
         for slot in episodes.slots:
             if slot.game.done:
                 episodes.start(slot)
+                for agent in slot.game.agents:
+                    self._state.pop((slot.index, agent), None)
             for agent in slot.game.to_act():
                 obs, mask = slot.game.observe(agent)
                 rows_of.setdefault(slot.seats[agent], []).append((slot, agent, obs, mask))
@@ -89,7 +95,12 @@ class GameStepper:
             obs = np.stack([r[2] for r in rows])
             masks = None if rows[0][3] is None else np.stack([r[3] for r in rows])
             games, agents = [r[0].game for r in rows], [r[1] for r in rows]
-            decision = lineup.player(seat).act(Batch(obs, masks, self.rng, spec, games, agents))
+            state = self._states_of(rows)
+            batch = Batch(obs, masks, self.rng, spec, games, agents, state=state)
+            decision = lineup.player(seat).act(batch)
+            if state is not None and decision.state is not None:
+                for j, (slot, agent, _, _) in enumerate(rows):
+                    self._state[(slot.index, agent)] = decision.state[j]
             version = episodes.pools[lineage].learner_version
             at = self._positions.get(lineage)
             if at is None:
@@ -109,7 +120,8 @@ class GameStepper:
                         row[at["action_mask"]] = m
                     for i, values in stored:
                         row[i] = values[j]
-                    self.pending[(slot.index, agent)] = _Pending(row)
+                    before = None if state is None else state[j]
+                    self.pending[(slot.index, agent)] = _Pending(row, state=before)
                     slot.decisions[agent] += 1
 
         for slot in episodes.slots:
@@ -136,7 +148,14 @@ class GameStepper:
         pending = self.pending.pop((slot.index, agent))
         row, at = pending.row, self._positions[slot.seats[agent][0]]
         row[at["rewards"]], row[at["dones"]] = pending.reward, next_obs is None
-        episodes.record(slot, agent, row, next_obs)
+        episodes.record(slot, agent, row, next_obs, pending.state)
+
+    def _states_of(self, rows: list[tuple[Slot, str, Any, Any]]) -> np.ndarray | None:
+        """The recurrent state each row's agent starts its decision from; None without."""
+        if not self._state_dim:
+            return None
+        zeros = np.zeros(self._state_dim, np.float32)
+        return np.stack([self._state.get((slot.index, agent), zeros) for slot, agent, *_ in rows])
 
 
 class RolloutWorker:

@@ -120,6 +120,11 @@ class VectorStepper:
         self._p_reward = np.zeros((n, 2))
         dynamics_dim = len(ranges.ranges()) if ranges is not None else 0
         self._p_dynamics = np.zeros((n, 2, dynamics_dim), np.float32)  # the episode's physics
+        # A recurrent policy's state per (game, seat), zeros at each episode's start, and
+        # the one the open decision started from (its chunk may begin there).
+        state_dim = 2 * config.model.lstm
+        self._state = np.zeros((n, 2, state_dim), np.float32) if state_dim else None
+        self._p_state = np.zeros((n, 2, state_dim), np.float32)
         # Per (game, seat) this episode: every reward, and the learner's decisions.
         self._ep_return = np.zeros((n, 2))
         self._ep_decisions = np.zeros((n, 2), np.int64)
@@ -134,6 +139,8 @@ class VectorStepper:
     def _start(self, episodes: Episodes, slot: Slot) -> None:
         episodes.start(slot)
         self._seat_rows = None  # the seating changed
+        if self._state is not None:
+            self._state[slot.index] = 0.0
         self._ep_return[slot.index] = 0.0
         self._ep_decisions[slot.index] = 0
 
@@ -161,11 +168,14 @@ class VectorStepper:
         for seat, where in self._seat_rows.items():
             games, seats = where.games, where.seats
             rows = obs[games, seats]
-            batch = Batch(rows, None, self.rng, self.spec, where.views, where.agents)
+            state = None if self._state is None else self._state[games, seats]
+            batch = Batch(rows, None, self.rng, self.spec, where.views, where.agents, state=state)
             decision = lineup.player(seat).act(batch)
             actions[games, seats, : decision.actions.shape[1]] = decision.actions
             if seat[1] == LEARNER:
-                self._decide(episodes, seat[0], games, seats, rows, decision)
+                self._decide(episodes, seat[0], games, seats, rows, decision, state)
+            if self._state is not None and decision.state is not None:
+                self._state[games, seats] = decision.state
 
         obs, rewards, terminated, truncated = self.vec.step(actions)
         self._obs = obs
@@ -195,14 +205,17 @@ class VectorStepper:
         seats: np.ndarray,
         rows: np.ndarray,
         decision: Decision,
+        state: np.ndarray | None = None,
     ) -> None:
         """Close the learner's open decisions at these (game, seat)s (their next observation
-        is `rows`) and open the new ones."""
+        is `rows`) and open the new ones (`state`: a recurrent policy's, before them)."""
         for j in np.flatnonzero(self._p_open[games, seats]):
             g, s = int(games[j]), int(seats[j])
             self._close(episodes, episodes.agents[s], g, s, rows[j])
         self._p_open[games, seats] = True
         self._p_obs[games, seats] = rows
+        if state is not None:
+            self._p_state[games, seats] = state
         self._p_action[games, seats] = decision.actions
         for name, values in decision.stored.items():
             stored = self._p_stored.get(name)
@@ -228,7 +241,8 @@ class VectorStepper:
         done = next_obs is None
         values = [done if source is None else source[g, s] for source in sources]
         self._p_open[g, s] = False
-        episodes.record(slot, agent, values, next_obs)
+        state = None if self._state is None else self._p_state[g, s].copy()
+        episodes.record(slot, agent, values, next_obs, state)
 
     def _row_sources(self, names: tuple[str, ...]) -> list[np.ndarray | None]:
         arrays = {

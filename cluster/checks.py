@@ -50,8 +50,8 @@ def check_job(config: JobConfig) -> None:
         game.close()
     if env.randomization is not None:
         _check_batched_randomization(config)
-    if config.model.lstm:
-        raise ConfigError("model.lstm: recurrent policies train in goal jobs (SAC) so far")
+    if config.model.lstm and config.model.kind != "mlp":
+        raise ConfigError("model.lstm: recurrent nets have an MLP torso (model.kind: mlp)")
 
 
 def _check_batched_randomization(config: JobConfig) -> None:

@@ -55,6 +55,65 @@ class PolicyValueNet(nn.Module):
         return logits, self.value(h).squeeze(-1)
 
 
+class RecurrentPolicyValueNet(PolicyValueNet):
+    """The policy/value net with memory (model.lstm > 0): the MLP torso, an LSTM cell,
+    then the heads. Each agent's state (h and c side by side, `state_dim` floats) starts
+    every episode at zeros; a chunk carries the state its first step started from."""
+
+    def __init__(
+        self, torso: nn.Module, width: int, lstm: int, num_actions: int, continuous: bool = False
+    ):
+        super().__init__(torso, lstm, num_actions, continuous)
+        self.cell = nn.LSTMCell(width, lstm)
+        self.lstm_size, self.state_dim = lstm, 2 * lstm
+
+    def _heads(
+        self, h: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.policy(h)
+        if self.continuous:
+            logits = torch.tanh(logits)
+        if mask is not None:
+            logits = torch.where(mask.bool(), logits, torch.full_like(logits, MASKED_LOGIT))
+        return logits, self.value(h).squeeze(-1)
+
+    def step(
+        self, obs: torch.Tensor, state: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One decision per row: (logits or means, values, the state after it)."""
+        h, c = self.cell(self.torso(obs), state.split(self.lstm_size, dim=-1))
+        return *self._heads(h, mask), torch.cat([h, c], dim=-1)
+
+    def unroll(
+        self,
+        obs: torch.Tensor,
+        state: torch.Tensor,
+        dones: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Time-major obs [T, B, ...] from `state` [B, S], the state zeroed after each
+        step that ended an episode (`dones` [T, B]): (outputs [T, B, A], values [T, B],
+        the state after the last step)."""
+        features = self.torso(obs.flatten(0, 1)).view(*obs.shape[:2], -1)
+        h, c = state.split(self.lstm_size, dim=-1)
+        hs = []
+        for t in range(obs.shape[0]):
+            h, c = self.cell(features[t], (h, c))
+            hs.append(h)
+            alive = (~dones[t].bool()).float()[:, None]
+            h, c = h * alive, c * alive
+        out, values = self._heads(torch.stack(hs), mask)
+        return out, values, torch.cat([h, c], dim=-1)
+
+    def forward(
+        self, obs: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A first decision (from zeros): what a caller without state gets."""
+        zeros = torch.zeros(obs.shape[0], self.state_dim, device=obs.device)
+        out, values, _ = self.step(obs, zeros, mask)
+        return out, values
+
+
 class _BoardView(nn.Module):
     """Flat observations [B, H*W*C] (PettingZoo's HWC boards) -> [B, C, H, W]."""
 
@@ -81,7 +140,12 @@ def build_net(
     act: type[nn.Module] = nn.ReLU if config.activation == "relu" else nn.Tanh
     if config.kind == "mlp":
         torso = nn.Sequential(*_mlp(obs_dim, config.hidden, act))
+        if config.lstm:
+            width, lstm = config.hidden[-1], config.lstm
+            return RecurrentPolicyValueNet(torso, width, lstm, num_actions, continuous)
         return PolicyValueNet(torso, config.hidden[-1], num_actions, continuous)
+    if config.lstm:
+        raise ValueError("model.lstm: recurrent nets have an MLP torso (model.kind: mlp)")
     assert config.conv_input is not None  # checked by ModelConfig
     h, w, c = config.conv_input
     if h * w * c != obs_dim:
@@ -307,6 +371,34 @@ def act(
     obs_t = torch.from_numpy(obs)
     mask_t = None if mask is None else torch.from_numpy(mask)
     out, values = net(obs_t, mask_t)
+    return _choose(net, out, values, generator, greedy)
+
+
+@torch.inference_mode()
+def act_recurrent(
+    net: RecurrentPolicyValueNet,
+    obs: np.ndarray,
+    mask: np.ndarray | None,
+    generator: torch.Generator,
+    greedy: bool,
+    state: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`act` for a recurrent net: from each row's `state` (None: zeros), and the state
+    after the decision as a fourth result."""
+    obs_t = torch.from_numpy(obs)
+    mask_t = None if mask is None else torch.from_numpy(mask)
+    before = torch.zeros(len(obs_t), net.state_dim) if state is None else torch.from_numpy(state)
+    out, values, after = net.step(obs_t, before, mask_t)
+    return *_choose(net, out, values, generator, greedy), after.numpy()
+
+
+def _choose(
+    net: PolicyValueNet,
+    out: torch.Tensor,
+    values: torch.Tensor,
+    generator: torch.Generator,
+    greedy: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if net.continuous:
         noise = torch.randn(out.shape, generator=generator)
         actions = out if greedy else out + net.log_std.exp() * noise

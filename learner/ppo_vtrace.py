@@ -5,6 +5,10 @@ biased. V-trace (IMPALA; RLlib's torch implementation) turns the behaviour data
 into value targets `vs` and advantages for the learner's current policy; PPO's
 clipped ratio (new policy / policy at the start of this update) then keeps the
 several SGD passes over one batch from moving too far.
+
+A recurrent net (model.lstm) runs through each chunk from the state its first step
+started from (carried in the chunk), its state zeroed after every step that ended an
+episode, as the actors ran it; minibatches are whole chunks.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from ray.rllib.algorithms.impala.torch.vtrace_torch_v2 import vtrace_torch
 
 from core.chunks import TrajectoryChunk
 from core.config import JobConfig, PPOVTraceConfig
-from core.nets import PolicyValueNet, build_net, log_prob_entropy
+from core.nets import PolicyValueNet, RecurrentPolicyValueNet, build_net, log_prob_entropy
 from core.spaces import PolicyShape
 
 
@@ -33,15 +37,26 @@ class Batch:
     dones: torch.Tensor
     behaviour_logp: torch.Tensor
     bootstrap_obs: torch.Tensor
+    state: torch.Tensor | None = None  # [B, S] a recurrent net's state at each chunk's start
 
 
 def _logp_values(
-    net: PolicyValueNet, obs: torch.Tensor, mask: torch.Tensor | None, actions: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    t, b = actions.shape[:2]
-    out, values = net(obs.flatten(0, 1), None if mask is None else mask.flatten(0, 1))
-    logp, entropy = log_prob_entropy(net, out, actions.flatten(0, 1))
-    return logp.view(t, b), values.view(t, b), entropy.view(t, b)
+    net: PolicyValueNet, batch: Batch
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(logp, values, entropy) [T, B] of the batch's actions, and a recurrent net's state
+    after the last step (None for others)."""
+    t, b = batch.actions.shape[:2]
+    after = None
+    if isinstance(net, RecurrentPolicyValueNet):
+        if batch.state is None:
+            raise ValueError("a recurrent net's chunks carry their start state")
+        out, values, after = net.unroll(batch.obs, batch.state, batch.dones, batch.mask)
+        out, values = out.flatten(0, 1), values.flatten(0, 1)
+    else:
+        mask = None if batch.mask is None else batch.mask.flatten(0, 1)
+        out, values = net(batch.obs.flatten(0, 1), mask)
+    logp, entropy = log_prob_entropy(net, out, batch.actions.flatten(0, 1))
+    return logp.view(t, b), values.view(t, b), entropy.view(t, b), after
 
 
 @torch.no_grad()
@@ -49,8 +64,11 @@ def vtrace_targets(
     net: PolicyValueNet, batch: Batch, cfg: PPOVTraceConfig
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(vs, advantages, logp of the current policy), all [T, B] and detached."""
-    logp, values, _ = _logp_values(net, batch.obs, batch.mask, batch.actions)
-    _, bootstrap = net(batch.bootstrap_obs)
+    logp, values, _, after = _logp_values(net, batch)
+    if isinstance(net, RecurrentPolicyValueNet) and after is not None:
+        _, bootstrap, _ = net.step(batch.bootstrap_obs, after)
+    else:
+        _, bootstrap = net(batch.bootstrap_obs)
     discounts = cfg.gamma * (1.0 - batch.dones.float())
     vs, adv = vtrace_torch(
         target_action_log_probs=logp,
@@ -76,7 +94,7 @@ def ppo_loss(
     old_logp: torch.Tensor,
     cfg: PPOVTraceConfig,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    logp, values, entropy = _logp_values(net, batch.obs, batch.mask, batch.actions)
+    logp, values, entropy, _ = _logp_values(net, batch)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     # The log-ratio is bounded before exp: float32 overflows past e^88, and an inf ratio
     # would turn the unchosen branch's zero gradient into NaN. Where it binds (a ratio
@@ -122,6 +140,7 @@ def update(
                 dones=batch.dones[:, idx],
                 behaviour_logp=batch.behaviour_logp[:, idx],
                 bootstrap_obs=batch.bootstrap_obs[idx],
+                state=None if batch.state is None else batch.state[idx],
             )
             loss, stats = ppo_loss(net, mb, vs[:, idx], adv[:, idx], old_logp[:, idx], cfg)
             if not torch.isfinite(loss):
@@ -146,6 +165,7 @@ def stack_chunks(chunks: Sequence[TrajectoryChunk], device: torch.device) -> Bat
         return torch.from_numpy(arr).to(device=device, dtype=dtype)
 
     has_mask = chunks[0].action_mask is not None
+    recurrent = chunks[0].recurrent_state is not None
     return Batch(
         obs=tm("obs", torch.float32),
         mask=tm("action_mask", torch.bool) if has_mask else None,
@@ -154,6 +174,11 @@ def stack_chunks(chunks: Sequence[TrajectoryChunk], device: torch.device) -> Bat
         dones=tm("dones", torch.bool),
         behaviour_logp=tm("behaviour_logp", torch.float32),
         bootstrap_obs=torch.from_numpy(np.stack([c["bootstrap_obs"] for c in chunks])).to(device),
+        state=(
+            torch.from_numpy(np.stack([c["recurrent_state"] for c in chunks])).to(device)
+            if recurrent
+            else None
+        ),
     )
 
 

@@ -190,3 +190,66 @@ def test_ppo_loss_stays_finite_and_dual_clipped_for_huge_ratios() -> None:
             assert stats["loss/policy"] == pytest.approx(expected, rel=1e-5)
         else:  # e^20 |A|: bounded, not capped
             assert stats["loss/policy"] > 1e6
+
+
+def _cue_batch(net: torch.nn.Module, gen: torch.Generator, chunks: int = 32) -> Batch:
+    """Two 4-step episodes per chunk: the first observation shows a cue (one of two), the
+    others show nothing, and only the last step pays: 1 for the action that names the
+    cue. A policy without memory cannot beat 50% there. Acted step by step, as the
+    actors do (a recurrent net's state carried, zeroed after each episode's end)."""
+    from core.nets import RecurrentPolicyValueNet, act_recurrent
+
+    steps = 8
+    cues = torch.randint(0, 2, (2, chunks), generator=gen)
+    obs = torch.zeros(steps, chunks, 2)
+    for episode in range(2):
+        obs[4 * episode, torch.arange(chunks), cues[episode]] = 1.0
+    dones = torch.zeros(steps, chunks, dtype=torch.bool)
+    dones[3] = dones[7] = True
+    state = None
+    actions, logps = [], []
+    for t in range(steps):
+        if isinstance(net, RecurrentPolicyValueNet):
+            a, lp, _, state = act_recurrent(net, obs[t].numpy(), None, gen, False, state)
+            if dones[t].all():
+                state = state * 0.0
+        else:
+            with torch.no_grad():
+                logits, _ = net(obs[t])
+            a = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1)
+            lp = torch.log_softmax(logits, -1).gather(-1, a[:, None]).squeeze(-1)
+            a, lp = a.numpy(), lp.numpy()
+        actions.append(torch.as_tensor(a))
+        logps.append(torch.as_tensor(lp))
+    acts = torch.stack(actions)
+    rewards = torch.zeros(steps, chunks)
+    for episode in range(2):
+        rewards[4 * episode + 3] = (acts[4 * episode + 3] == cues[episode]).float()
+    recurrent = isinstance(net, RecurrentPolicyValueNet)
+    return Batch(
+        obs=obs,
+        mask=None,
+        actions=acts,
+        rewards=rewards,
+        dones=dones,
+        behaviour_logp=torch.stack(logps),
+        bootstrap_obs=torch.zeros(chunks, 2),
+        state=torch.zeros(chunks, net.state_dim) if recurrent else None,  # type: ignore[attr-defined]
+    )
+
+
+@pytest.mark.parametrize("lstm", [0, 16], ids=["feed-forward", "lstm"])
+def test_a_recurrent_net_learns_to_remember_what_a_feed_forward_one_cannot(lstm: int) -> None:
+    torch.manual_seed(0)
+    net = build_net(ModelConfig(hidden=(32,), lstm=lstm), 2, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    cfg = PPOVTraceConfig(minibatches=2, gamma=1.0, entropy_coef=0.0)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(80):
+        update(net, opt, _cue_batch(net, gen), cfg, gen)
+    final = _cue_batch(net, gen, chunks=512)
+    paid = final.rewards[[3, 7]].mean().item()  # sampled actions at the paying steps
+    if lstm:
+        assert paid > 0.9, paid
+    else:
+        assert paid < 0.62, paid

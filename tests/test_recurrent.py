@@ -161,5 +161,98 @@ def test_recurrent_configs_are_checked() -> None:
                 {**base, "model": {"lstm": 8}, "algorithm": {"name": "sac", "sequence_length": 12}}
             )
         )
-    with pytest.raises(ConfigError, match="goal jobs"):
-        check_job(load_config("configs/sumo_bug.yaml", ["model.lstm=16"]))
+    check_job(load_config("configs/sumo_bug.yaml", ["model.lstm=16"]))  # PPO/V-trace: fine
+    with pytest.raises(ConfigError, match="MLP torso"):
+        check_job(
+            load_config(
+                "configs/connect_four.yaml",
+                ["model.kind=conv", "model.conv_input=[6, 7, 2]", "model.lstm=16"],
+            )
+        )
+
+
+@pytest.mark.parametrize("vector_env", [True, False], ids=["batched", "per-game"])
+def test_the_learner_replays_the_actors_recurrent_decisions_exactly(
+    vector_env: bool, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Self-play chunks from a recurrent policy: the learner's unroll of each chunk, from
+    the state the chunk carries and zeroed after every episode end, gives back every
+    log-probability the actors recorded, so states were carried, reset and stored right
+    across chunk and episode boundaries (short episodes end inside chunks)."""
+    from actors.league_link import LeagueLink
+    from actors.policies import PolicyPool
+    from actors.vector_rollout import make_rollout_worker
+    from core.chunks import job_chunk_spec
+    from core.codec import decode_chunk
+    from core.config import LeagueSettings
+    from core.nets import RecurrentPolicyValueNet
+    from envs.pettingzoo_adapter import Game
+    from league.server import LeagueServer
+    from learner.ppo_vtrace import _logp_values, stack_chunks
+
+    cfg = parse_config(
+        {
+            "job": f"lstm_selfplay_{vector_env}",
+            "env": {
+                "name": "envs.sumo.sumo_env",
+                "api": "parallel",
+                "kwargs": {"bodies": ["bug", "bug"], "max_steps": 13},
+            },
+            "model": {"hidden": [16], "lstm": 8},
+            "algorithm": {"batch_chunks": 4, "minibatches": 2, "epochs": 1},
+            "actors": {"envs_per_actor": 3, "chunk_length": 8, "vector_env": vector_env},
+            "league": {"eval_fraction": 0.0, "builtins": ["random"], "builtin_fraction": 0.3},
+            "transport": {"max_stream_length": 10_000},
+        }
+    )
+    check_job(cfg)
+    server = LeagueServer(tmp_path / "league.db", token="t", settings=LeagueSettings(seed=0))
+    server.start()
+    try:
+        league = LeagueClient(server.address, "t")
+        spec = Game(cfg.env.name, cfg.env.api, cfg.env.kwargs).spec
+        stream = TrajectoryStream(redis_client, cfg.job, cfg.transport.max_stream_length)
+        store = WeightStore(redis_client, cfg.job)
+        learner = Learner(
+            cfg, tmp_path, stream, store, league, spec.obs_dim, spec.num_actions, continuous=True
+        )
+        learner.start()
+        pool = PolicyPool(store, "main", cfg.model, spec.obs_dim, spec.num_actions, True)
+        pool.wait_for_learner(5.0)
+        link = LeagueLink(league, "main", prefetch=cfg.actors.envs_per_actor)
+        worker = make_rollout_worker(cfg, "actor-lstm", pool, stream, link, seed=3)
+        worker.run(lambda: False, max_steps=120)  # ~9 episodes of 13 steps per game
+        link.close()
+    finally:
+        server.stop(0)
+    chunk_spec = job_chunk_spec(cfg, spec.shape)
+    chunks = [decode_chunk(d, chunk_spec, cfg.job) for _, d in stream.read("inspector", 10_000, 0)]
+    assert len(chunks) >= 8
+    assert any(c.dones[:-1].any() for c in chunks)  # episodes end inside chunks
+    assert any(c.recurrent_state.any() for c in chunks)  # chunks start mid-episode too
+    net = learner.algorithm.net  # type: ignore[attr-defined]
+    assert isinstance(net, RecurrentPolicyValueNet)
+    with torch.no_grad():
+        logp, _, _, _ = _logp_values(net, stack_chunks(chunks, torch.device("cpu")))
+    behaviour = np.stack([c.behaviour_logp for c in chunks], axis=1)
+    np.testing.assert_allclose(logp.numpy(), behaviour, atol=2e-4)
+    if vector_env:  # evaluation carries each agent's state through its game
+        from actors.evaluation import choose_actions, evaluate
+        from actors.inference import TorchPolicy
+        from actors.players import BotPlayer
+        from envs.bots import BOTS
+
+        game = Game(cfg.env.name, cfg.env.api, cfg.env.kwargs)
+        game.reset(seed=0)
+        states: dict[str, np.ndarray] = {}
+        policy = TorchPolicy(net, torch.Generator().manual_seed(0))
+        rng = np.random.default_rng(0)
+        me = game.spec.agents[0]
+        choose_actions(game, me, policy, BotPlayer(BOTS.get("charge")), rng, True, states)
+        assert set(states) == {me} and states[me].shape == (16,) and states[me].any()
+        learner.checkpoint()
+        from core.config import dump_config
+
+        (tmp_path / "config.yaml").write_text(dump_config(cfg))
+        result = evaluate(tmp_path, cfg, "charge", 4, seed=1)
+        assert result.games == 4 and result.wins + result.draws + result.losses == 4
