@@ -25,7 +25,7 @@ from core.dynamics import DynamicsRanges, Randomization
 from core.players import lineage_of, parse_snapshot_id
 from core.spaces import PolicyShape
 from envs.bots import bot_problem
-from envs.goal import goal_task
+from envs.goal import GoalVectorEnv, goal_task
 from envs.pettingzoo_adapter import Game, GameSpec
 from envs.randomization import randomized
 
@@ -272,6 +272,42 @@ def dynamics_sets(
     raise ValueError(f"--dynamics must be nominal, train or heldout, got {which!r}")
 
 
+def goal_env_for_eval(
+    config: JobConfig, episodes: int, seed: int, dynamics: DynamicsRanges | None
+) -> GoalVectorEnv:
+    """The goal task's vector env an evaluation plays (up to 64 games at once), its
+    physics drawn from `dynamics` every episode (None: nominal)."""
+    task = goal_task(config.env.name)
+    if task is None:
+        raise ValueError(f"{config.env.name} is no goal task")
+    env = task.make(min(episodes, 64), seed=seed, **dict(config.env.kwargs))
+    return env if dynamics is None else randomized(env, dynamics, seed)
+
+
+def goal_successes(player: Player, env: GoalVectorEnv, episodes: int, seed: int) -> int:
+    """How many of `episodes` greedy episodes of `player` on `env` end on their goal (a
+    recurrent player's state carried per game, zeros at each episode's start)."""
+    spec = GameSpec(
+        ("agent",), env.obs_dim + env.goal_dim, env.num_actions, False, False, env.continuous
+    )
+    rng = np.random.default_rng(seed)
+    obs = env.reset()
+    done = successes = 0
+    state = None
+    while done < episodes:
+        inputs = np.concatenate([obs.observation, obs.desired_goal], axis=1)
+        decision = player.act(Batch(inputs, None, rng, spec, (), (), greedy=True, state=state))
+        obs, _, terminated, truncated, info = env.step(decision.actions)
+        state = decision.state
+        if state is not None:
+            state[terminated | truncated] = 0.0
+        for g in np.flatnonzero(terminated | truncated):
+            if done < episodes:
+                done += 1
+                successes += bool(info["is_success"][g])
+    return successes
+
+
 def evaluate_goal(
     run_dir: Path,
     config: JobConfig,
@@ -283,12 +319,7 @@ def evaluate_goal(
     """A goal job's policy (the latest checkpoint, else a snapshot) playing `episodes`
     greedy episodes of its task, with fresh goals: how many end on their goal. `dynamics`:
     ranges every episode draws its physics from (None: the nominal env)."""
-    task = goal_task(config.env.name)
-    if task is None:
-        raise ValueError(f"{config.env.name} is no goal task")
-    env = task.make(min(episodes, 64), seed=seed, **dict(config.env.kwargs))
-    if dynamics is not None:
-        env = randomized(env, dynamics, seed)
+    env = goal_env_for_eval(config, episodes, seed, dynamics)
     try:
         shape = PolicyShape(env.obs_dim, env.num_actions, env.continuous, env.goal_dim)
         spec = GameSpec(("agent",), shape.input_dim, env.num_actions, False, False, env.continuous)
@@ -300,22 +331,7 @@ def evaluate_goal(
                 raise ValueError(f"--policy must be a snapshot id, got {policy_id!r}")
             net, version = load_snapshot(run_dir, policy_id, net), parsed[1]
         player = policies.kind.player(net, torch.Generator().manual_seed(seed))
-        rng = np.random.default_rng(seed)
-        obs = env.reset()
-        done = successes = 0
-        state = None  # a recurrent policy's, per game (zeros: a fresh episode)
-        while done < episodes:
-            inputs = np.concatenate([obs.observation, obs.desired_goal], axis=1)
-            decision = player.act(Batch(inputs, None, rng, spec, (), (), greedy=True, state=state))
-            obs, _, terminated, truncated, info = env.step(decision.actions)
-            state = decision.state
-            if state is not None:
-                state[terminated | truncated] = 0.0
-            for g in np.flatnonzero(terminated | truncated):
-                if done < episodes:
-                    done += 1
-                    successes += bool(info["is_success"][g])
-        return GoalEvalResult(episodes, successes, version)
+        return GoalEvalResult(episodes, goal_successes(player, env, episodes, seed), version)
     finally:
         env.close()
 

@@ -1,5 +1,5 @@
 """A goal job (HER) for a budget of env steps, its parts in one process, then its success
-on episodes never seen in training.
+on episodes never seen in training (for sim2real configs, also on each held-out set).
 
     python benchmarks/her_goal.py --config configs/her_fetch_reach.yaml --env-steps 10000
     python benchmarks/her_goal.py --config configs/her_bitflip.yaml --env-steps 2000000 \\
@@ -32,11 +32,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from actors.evaluation import goal_env_for_eval, goal_successes  # noqa: E402
 from actors.goal_rollout import GoalWorker  # noqa: E402
-from actors.players import Batch  # noqa: E402
 from core.config import JobConfig, LeagueSettings, load_config  # noqa: E402
+from core.dynamics import DynamicsRanges  # noqa: E402
 from envs.goal import goal_task  # noqa: E402
-from envs.pettingzoo_adapter import GameSpec  # noqa: E402
 from league.client import LeagueClient  # noqa: E402
 from league.server import LeagueServer  # noqa: E402
 from learner.learner import Learner  # noqa: E402
@@ -47,28 +47,15 @@ from transport.weights import WeightStore  # noqa: E402
 EVAL_SEED = 10_000_019  # never a training seed
 
 
-def final_success(worker: GoalWorker, episodes: int) -> float:
-    """Greedy episodes of the worker's current weights on fresh goals (EVAL_SEED)."""
-    config = worker.config
-    task = goal_task(config.env.name)
-    assert task is not None
-    env = task.make(min(episodes, 64), seed=EVAL_SEED, **dict(config.env.kwargs))
+def final_success(
+    worker: GoalWorker, episodes: int, dynamics: DynamicsRanges | None = None
+) -> float:
+    """Greedy episodes of the worker's current weights on fresh goals (EVAL_SEED), in the
+    physics `dynamics` draws from (None: nominal)."""
+    env = goal_env_for_eval(worker.config, episodes, EVAL_SEED, dynamics)
     try:
         player = worker.pool.kind.player(worker.pool.learner, torch.Generator().manual_seed(0))
-        input_dim = worker.shape.input_dim
-        spec = GameSpec(("agent",), input_dim, env.num_actions, False, False, env.continuous)
-        rng = np.random.default_rng(EVAL_SEED)
-        obs = env.reset()
-        done = successes = 0
-        while done < episodes:
-            inputs = np.concatenate([obs.observation, obs.desired_goal], axis=1)
-            actions = player.act(Batch(inputs, None, rng, spec, (), (), greedy=True)).actions
-            obs, _, terminated, truncated, info = env.step(actions)
-            for g in np.flatnonzero(terminated | truncated):
-                if done < episodes:
-                    done += 1
-                    successes += bool(info["is_success"][g])
-        return successes / episodes
+        return goal_successes(player, env, episodes, EVAL_SEED) / episodes
     finally:
         env.close()
 
@@ -131,6 +118,11 @@ def run(
                     last = (s.env_steps, s.eval_episodes, s.eval_successes)
             worker.maybe_refresh_weights(float("inf"))
             success = final_success(worker, eval_episodes)
+            randomization = config.env.randomization
+            heldout = {
+                name: final_success(worker, eval_episodes, ranges)
+                for name, ranges in (randomization.heldout if randomization else {}).items()
+            }
         finally:
             server.stop(0)
     commit = subprocess.run(
@@ -145,6 +137,9 @@ def run(
         "env_steps": worker.stats.env_steps,
         "final_success": success,
         "final_eval_episodes": eval_episodes,
+        # Sim2real configs: the same on each held-out set (eval_episodes each), and their mean.
+        "heldout_success": heldout,
+        "heldout_mean": float(np.mean(list(heldout.values()))) if heldout else None,
         "gradient_steps": getattr(
             getattr(learner.algorithm, "replay", None), "gradient_steps", None
         ),

@@ -258,3 +258,17 @@ def test_adoption_and_lag_fields_from_a_short_run(
     assert out["adoption"]["adoptions"] == adoption["count"]
     assert out["policy_lag"]["main"]["count"] == learner.counters.chunks_trained
     assert out["policy_lag"]["main"]["per_step"]["count"] == learner.counters.steps_trained
+
+
+def test_her_goal_bench_evaluates_a_recurrent_sim2real_arm_on_each_heldout_set() -> None:
+    from benchmarks import her_goal
+
+    overrides = [
+        "model.hidden=[16]", "model.lstm=8", "algorithm.learning_starts=100",
+        "algorithm.batch_size=16", "algorithm.sequence_length=8",
+    ]  # fmt: skip
+    config = load_config("configs/sim2real_fetch_push.yaml", overrides)
+    result = her_goal.run(config, env_steps=200, seed=1, eval_episodes=2, report_every=100)
+    assert set(result["heldout_success"]) == set(config.env.randomization.heldout)
+    assert 0.0 <= result["heldout_mean"] <= 1.0 and result["env_steps"] >= 200
+    assert result["gradient_steps"] > 0
