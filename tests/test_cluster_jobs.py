@@ -278,7 +278,7 @@ def test_submit_scale_kill_stop_on_two_nodes(cluster: RayCluster, tmp_path: Path
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,  # the probe job alone may wait 120 s on a busy machine
+        timeout=600,  # the job agent may take minutes to start, the probe 120 s more
     )
     assert proc.returncode == 2, proc.stderr
     assert f"`{bare}`" in proc.stderr and "lacks torch, ray" in proc.stderr, proc.stderr
