@@ -247,12 +247,12 @@ _PASS_ENV = ("SELFPLAY_REDIS_PASSWORD", "SELFPLAY_LEAGUE_TOKEN")
 PYTHON_KEY = "selfplay_python"
 # Ray answers this (HTTP 500) while a node's job agent is still starting, e.g. for a
 # while after `ray start` on a busy machine: worth waiting for, unlike other errors.
-# Neither 60 s nor 120 s were always enough on the 2-core machine with training runs beside
-# the tests (the agent of a freshly started two-node test cluster).
+# 60 s was not always enough on the 2-core machine with a training run beside the tests
+# (the agent of a freshly started two-node test cluster).
 _AGENT_STARTING = "No available agent to submit job"
 
 
-def _submit_job(client: Any, wait_s: float = 300.0, **kwargs: Any) -> None:
+def _submit_job(client: Any, wait_s: float = 120.0, **kwargs: Any) -> None:
     """`client.submit_job(**kwargs)`, retried while the cluster's job agent starts."""
     deadline = time.monotonic() + wait_s
     while True:

@@ -78,9 +78,18 @@ class RayCluster:
 
     def _start(self, name: str, args: list[str]) -> None:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (kept open for the node)
+        # Each node's agents on free ports: with Ray's defaults (52365, ...) another Ray on
+        # this machine (a training run beside the tests) kept the head's job agent from
+        # starting, and every submission failed with "No available agent".
+        ports = [
+            f"--dashboard-agent-listen-port={_free_port()}",
+            f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--runtime-env-agent-port={_free_port()}",
+            f"--metrics-export-port={_free_port()}",
+        ]
         self.procs.append(
             subprocess.Popen(
-                [str(BIN / "ray"), "start", "--block", "--disable-usage-stats", *args],
+                [str(BIN / "ray"), "start", "--block", "--disable-usage-stats", *ports, *args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -278,7 +287,7 @@ def test_submit_scale_kill_stop_on_two_nodes(cluster: RayCluster, tmp_path: Path
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,  # the job agent may take minutes to start, the probe 120 s more
+        timeout=300,  # the probe job alone may wait 120 s on a busy machine
     )
     assert proc.returncode == 2, proc.stderr
     assert f"`{bare}`" in proc.stderr and "lacks torch, ray" in proc.stderr, proc.stderr
