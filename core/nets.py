@@ -46,7 +46,11 @@ class PolicyValueNet(nn.Module):
         self, obs: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (masked logits [B, A] or Gaussian means [B, D], values [B])."""
-        h = self.torso(obs)
+        return self._heads(self.torso(obs), mask)
+
+    def _heads(
+        self, h: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.policy(h)
         if self.continuous:
             logits = torch.tanh(logits)
@@ -66,16 +70,6 @@ class RecurrentPolicyValueNet(PolicyValueNet):
         super().__init__(torso, lstm, num_actions, continuous)
         self.cell = nn.LSTMCell(width, lstm)
         self.lstm_size, self.state_dim = lstm, 2 * lstm
-
-    def _heads(
-        self, h: torch.Tensor, mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.policy(h)
-        if self.continuous:
-            logits = torch.tanh(logits)
-        if mask is not None:
-            logits = torch.where(mask.bool(), logits, torch.full_like(logits, MASKED_LOGIT))
-        return logits, self.value(h).squeeze(-1)
 
     def step(
         self, obs: torch.Tensor, state: torch.Tensor, mask: torch.Tensor | None = None
